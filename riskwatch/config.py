@@ -1,0 +1,314 @@
+"""Settings: packaged defaults < ./config/riskwatch.toml < --config file < RISKWATCH_* env < CLI.
+
+A bad value stops the program before it does anything: :func:`load_settings` raises
+:class:`ConfigError` with one line per bad key, naming the key, the value given, where it came
+from and what is allowed; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "RISKWATCH_"
+ENV_NESTED_DELIMITER = "__"
+LOCAL_CONFIG = Path("config") / "riskwatch.toml"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message is meant for the user as it is."""
+
+
+class WebSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address `riskwatch serve` listens on.")
+    port: int = Field(8050, ge=1, le=65535, description="Port of `riskwatch serve`.")
+    session_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="A session ends after this many idle minutes."
+    )
+    session_absolute_hours: int = Field(
+        12, ge=1, le=24 * 30, description="A session ends this many hours after login."
+    )
+    threads: int = Field(8, ge=1, le=256, description="Threads of the WSGI server (waitress).")
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_bad_row_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Share of bad rows above which a file is refused whole."
+    )
+    offshore_max_km: float = Field(
+        10.0, ge=0.0, le=500.0,
+        description="Events outside every polygon go to the nearest area within this many km.",
+    )
+
+
+class PrivacySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    small_count_threshold: int = Field(
+        5, ge=1, le=1000,
+        description="Counts of sensitive variables below this are suppressed wherever shown.",
+    )
+
+
+class Settings(BaseSettings):
+    """All of riskwatch's settings. Field descriptions are the help text the README repeats."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the database; empty: a SQLite file in data_dir."
+    )
+    data_dir: Path | None = Field(
+        None, description="Folder for the SQLite database, generated keys and captured messages."
+    )
+    indicators_dir: Path | None = Field(
+        None, description="Indicator catalog folder; empty: ./indicators, else the packaged one."
+    )
+    allow_private_addresses: bool = Field(
+        False, description="Allow outbound URLs to loopback or private addresses."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    base_url: AnyHttpUrl = Field(
+        "http://127.0.0.1:8050", description="Public base URL of the dashboard, for alert links."
+    )
+    web: WebSettings = Field(default_factory=WebSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    @field_validator("data_dir", "indicators_dir", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("a database URL such as sqlite:///path/riskwatch.db or "
+                             "postgresql+psycopg://user@host:5432/riskwatch") from exc
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("a sqlite:/// or postgresql:// URL (no other database is supported)")
+        if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+            # riskwatch installs psycopg 3; plain postgresql:// would ask for psycopg2.
+            value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileLayersSource(settings_cls))
+
+    # Derived locations -------------------------------------------------------------------------
+    @property
+    def resolved_data_dir(self) -> Path:
+        """The data folder (created on demand by the code that writes there)."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser()
+        return Path(platformdirs.user_data_dir("riskwatch", appauthor=False))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'riskwatch.db'}"
+
+    @property
+    def resolved_indicators_dir(self) -> Path:
+        if self.indicators_dir is not None:
+            return self.indicators_dir.expanduser()
+        local = Path("indicators")
+        if local.is_dir():
+            return local
+        return packaged_path("indicators")
+
+
+# The merged TOML layers for the settings being loaded (set by load_settings, read by the source).
+_file_layers: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "riskwatch_file_layers", default=None
+)
+
+
+class _FileLayersSource(PydanticBaseSettingsSource):
+    """The merged configuration files, below the environment and the command line."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_file_layers.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_layers.get() or {})
+
+
+def packaged_path(*parts: str) -> Path:
+    """A file or folder of the defaults shipped inside the package (works from a wheel install)."""
+    return Path(str(resources.files("riskwatch").joinpath("defaults", *parts)))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML configuration file, or raise ConfigError naming the file and the problem."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration path is a folder, not a file: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file is not readable: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _nested_get(data: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    current: Any = data
+    for key in keys:
+        if not isinstance(current, Mapping) or key not in current:
+            return False
+        current = current[key]
+    return True
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Settings:
+    """Load and validate the settings with riskwatch's precedence; raise ConfigError if bad.
+
+    ``overrides`` are command-line values (nested dicts for sections), the highest layer.
+    """
+    workdir = cwd or Path.cwd()
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("packaged defaults", read_toml(packaged_path("config", "riskwatch.toml")))
+    ]
+    local = workdir / LOCAL_CONFIG
+    if local.is_file():
+        layers.append((str(local), read_toml(local)))
+    if config_file is not None:
+        path = Path(config_file)
+        layers.append((str(path), read_toml(path)))
+
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged = _deep_merge(merged, layer)
+
+    token = _file_layers.set(merged)
+    try:
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe_errors(exc, layers, overrides or {})) from None
+    finally:
+        _file_layers.reset(token)
+
+
+def _describe_errors(
+    exc: ValidationError,
+    layers: list[tuple[str, dict[str, Any]]],
+    overrides: Mapping[str, Any],
+) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc)
+        origin = _origin_of(loc, layers, overrides)
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            lines.append(
+                f"configuration error: unknown setting '{key}' ({origin}); "
+                f"known settings here: {', '.join(allowed)}"
+            )
+            continue
+        given = error.get("input")
+        message = error["msg"]
+        if message.startswith("Value error, "):
+            message = "expected " + message.removeprefix("Value error, ")
+        lines.append(
+            f"configuration error: '{key}' = {given!r} ({origin}) is not allowed: {message}"
+        )
+    return "\n".join(lines)
+
+
+def _origin_of(
+    loc: tuple[str, ...], layers: list[tuple[str, dict[str, Any]]], overrides: Mapping[str, Any]
+) -> str:
+    if _nested_get(overrides, loc):
+        return "from the command line"
+    env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc).upper()
+    if env_name in {name.upper() for name in os.environ}:
+        return f"from environment variable {env_name}"
+    for name, layer in reversed(layers):
+        if _nested_get(layer, loc):
+            return f"from {name}"
+    return "default"
+
+
+def _allowed_keys(section: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in section:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def iter_setting_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str]]:
+    """Every setting as (dotted key, description): the list the README must document."""
+    keys: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(iter_setting_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append((f"{prefix}{name}", field.description or ""))
+    return keys

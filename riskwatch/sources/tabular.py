@@ -1,0 +1,397 @@
+"""Read a CSV or XLSX table as humanitarian files really are: odd encodings, junk rows, HXL tags.
+
+:func:`read_table` returns every cell as text (so pcodes such as ``"01"`` keep their zeros and
+nothing is guessed as a number or NA), the header names, the HXL hashtag of each column when the
+file has a hashtag row, and the 1-based row number in the file of every data row (the number a
+data manager sees in a spreadsheet; it is what readers put in :class:`Problem.row`).
+
+:func:`find_column` finds a column by HXL tag pattern or by header name, so that readers work on
+files with or without a hashtag row and on either family of tags (``#adm2+code`` and
+``#adm2+pcode``, ``#affected+idps`` and ``#affected+idps+ind``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskwatch.sources.report import Problem
+
+#: How many rows from the top are searched for the HXL hashtag row and the header.
+HXL_SEARCH_ROWS = 25
+
+_TAG_RE = re.compile(r"#([a-z][a-z0-9_]*)((?:\+[a-z][a-z0-9_]*)*)")
+_PATTERN_RE = re.compile(r"#([a-z][a-z0-9_]*)((?:[+-][a-z][a-z0-9_]*)*)")
+# A hashtag row someone typed without the "#": words joined by "+", e.g. "sector+es".
+_BARE_TAG_RE = re.compile(r"[a-z][a-z0-9_]*(\+[a-z][a-z0-9_]*)+")
+_NUMBER_RE = re.compile(r"[-+]?[\d.,\s]+%?")
+
+# Attribute spellings that mean the same thing in the two tag families in use: COD-style files
+# write "+pcode", HXL core writes "+code"; "+ind" (individuals) is the default unit of a count.
+_ATTRIBUTE_ALIASES = {"pcode": "code"}
+_NEUTRAL_ATTRIBUTES = frozenset({"ind"})
+
+_DELIMITERS = [",", ";", "\t", "|"]
+
+
+@dataclass
+class TableRead:
+    """A table read as text, with where each row came from and what was wrong with the layout."""
+
+    data: pd.DataFrame  # one column per header (unique names), every cell a str, "" when empty
+    headers: list[str]  # header text as written (empty cells named ``column_N``)
+    tags: list[str | None]  # normalised HXL tag per column, None when untagged or invalid
+    row_numbers: np.ndarray  # 1-based row number in the file of each data row
+    encoding: str | None  # text encoding used (None for XLSX)
+    header_row: int | None = None  # 1-based file row of the header, None when there is none
+    hxl_row: int | None = None  # 1-based file row of the hashtag row, None when there is none
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> bool:
+        return any(p.fatal for p in self.problems)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.data.columns)
+
+    def tag_of(self, column: str) -> str | None:
+        """The normalised HXL tag of ``column`` (a name in :attr:`data`), or None."""
+        return self.tags[self.columns.index(column)]
+
+
+def normalise_hxl_tag(text: str) -> str | None:
+    """``"#Adm2 +PCode"`` -> ``"#adm2+pcode"``: lower case, no spaces, attributes sorted and unique.
+
+    Returns None when ``text`` is not a valid HXL hashtag with attributes.
+    """
+    compact = re.sub(r"\s+", "", text).lower()
+    match = _TAG_RE.fullmatch(compact)
+    if not match:
+        return None
+    attributes = sorted({a for a in match.group(2).split("+") if a})
+    return "#" + match.group(1) + "".join("+" + a for a in attributes)
+
+
+def _tag_parts(tag: str) -> tuple[str, frozenset[str]]:
+    """A normalised tag as (hashtag, attributes), with aliases folded and neutral ones dropped."""
+    name, *attributes = tag.lstrip("#").split("+")
+    folded = {_ATTRIBUTE_ALIASES.get(a, a) for a in attributes} - _NEUTRAL_ATTRIBUTES
+    return name, frozenset(folded)
+
+
+def tag_matches(pattern: str, tag: str | None) -> int | None:
+    """How well a column tag matches an HXL tag pattern, or None when it does not match.
+
+    A pattern is a hashtag with required ``+attributes`` and excluded ``-attributes``, as in HXL
+    tag patterns (``#affected+idps-m-f``). The result is the number of attributes the column has
+    beyond those required: 0 is an exact match, and callers prefer the smallest.
+    """
+    if tag is None:
+        return None
+    match = _PATTERN_RE.fullmatch(re.sub(r"\s+", "", pattern).lower())
+    if not match:
+        raise ValueError(f"not an HXL tag pattern: {pattern!r}")
+    parts = re.findall(r"([+-])([a-z][a-z0-9_]*)", match.group(2))
+    required = {_ATTRIBUTE_ALIASES.get(a, a) for sign, a in parts if sign == "+"}
+    required -= _NEUTRAL_ATTRIBUTES
+    excluded = {_ATTRIBUTE_ALIASES.get(a, a) for sign, a in parts if sign == "-"}
+    name, attributes = _tag_parts(tag)
+    if name != match.group(1) or not required <= attributes or excluded & attributes:
+        return None
+    return len(attributes - required)
+
+
+def _name_key(name: str) -> str:
+    # "P-Code", "p_code" and "PCODE" are the same header to a person reading the file.
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def find_column(
+    table: TableRead, *, tags: Iterable[str] = (), names: Iterable[str] = ()
+) -> str | None:
+    """The data column for the first of ``tags`` (HXL patterns) or ``names`` (headers) present.
+
+    Header names are tried first, exactly and then ignoring case and punctuation, because a named
+    export (such as the DTM API's) is the most specific; then each tag pattern in order, choosing
+    the column with the fewest extra attributes. Returns None when nothing matches.
+    """
+    columns = table.columns
+    for wanted in names:
+        for column, header in zip(columns, table.headers, strict=True):
+            if header.strip() == wanted:
+                return column
+        for column, header in zip(columns, table.headers, strict=True):
+            if _name_key(header) == _name_key(wanted):
+                return column
+    for pattern in tags:
+        best: tuple[int, str] | None = None
+        for column, tag in zip(columns, table.tags, strict=True):
+            extra = tag_matches(pattern, tag)
+            if extra is not None and (best is None or extra < best[0]):
+                best = (extra, column)
+        if best is not None:
+            return best[1]
+    return None
+
+
+# --- reading raw rows ------------------------------------------------------------------------
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    """Decode bytes as UTF-8 (BOM or not) or UTF-16 with BOM, else Windows-1252, else Latin-1."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16"), "utf-16"
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Windows-1252 is what "Latin-1" files from Excel really are (curly quotes, euro sign); it
+    # leaves five bytes undefined, and true ISO-8859-1 decodes everything.
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter giving the most fields per line in the first lines (comma on a tie)."""
+    sample = "\n".join(text.splitlines()[:HXL_SEARCH_ROWS])
+    best, best_width = ",", 0.0
+    for delimiter in _DELIMITERS:
+        widths = [len(r) for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(r)]
+        width = float(np.median(widths)) if widths else 0.0
+        if width > best_width:
+            best, best_width = delimiter, width
+    return best
+
+
+def _csv_rows(path: Path) -> tuple[list[list[str]], str, list[str]]:
+    raw = path.read_bytes()
+    text, encoding = _decode(raw)
+    notes = []
+    if encoding in ("cp1252", "latin-1"):
+        notes.append(f"{path.name}: not valid UTF-8, decoded as {encoding}")
+    delimiter = _sniff_delimiter(text)
+    if delimiter != ",":
+        notes.append(f"{path.name}: fields separated by {delimiter!r}")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    return rows, encoding, notes
+
+
+def _cell_text(value: object) -> str:
+    """An XLSX cell as the text a person sees, without float noise or midnight times."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value).strip()
+
+
+def _xlsx_rows(path: Path, sheet: str | int | None) -> list[list[str]]:
+    try:
+        import openpyxl
+    except ImportError as error:  # optional dependency: only XLSX needs it
+        raise RuntimeError("reading XLSX files needs the openpyxl package") from error
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is None:
+            worksheet = book.worksheets[0]
+        elif isinstance(sheet, int):
+            worksheet = book.worksheets[sheet]
+        else:
+            worksheet = book[sheet]
+        # Files written by other tools often carry a wrong stored dimension ("A1").
+        worksheet.reset_dimensions()
+        return [[_cell_text(v) for v in row] for row in worksheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+# --- finding the header and the hashtag row --------------------------------------------------
+
+
+def _is_hxl_row(row: Sequence[str]) -> bool:
+    cells = [c.strip() for c in row if c.strip()]
+    valid = sum(1 for c in cells if c.startswith("#") and normalise_hxl_tag(c))
+    return valid > 0 and valid * 2 > len(cells)
+
+
+def _is_bare_tag_row(row: Sequence[str]) -> bool:
+    cells = [c.strip().lower() for c in row if c.strip()]
+    bare = sum(1 for c in cells if _BARE_TAG_RE.fullmatch(c))
+    return len(cells) >= 2 and bare * 2 >= len(cells)
+
+
+def _looks_like_header(row: Sequence[str], widest: int) -> bool:
+    cells = [c.strip() for c in row if c.strip()]
+    if not cells or len(cells) < 0.8 * widest:
+        return False
+    numeric = sum(1 for c in cells if _NUMBER_RE.fullmatch(c))
+    return numeric * 2 < len(cells)
+
+
+def _locate_header(rows: list[list[str]]) -> tuple[int | None, int | None, int | None]:
+    """0-based indexes of (header row, hashtag row, malformed hashtag row) in the first rows."""
+    top = rows[:HXL_SEARCH_ROWS]
+    for index, row in enumerate(top):
+        if _is_hxl_row(row):
+            above = [i for i in range(index) if any(c.strip() for c in rows[i])]
+            return (above[-1] if above else None), index, None
+    malformed = next((i for i, row in enumerate(top) if _is_bare_tag_row(row)), None)
+    if malformed is not None:
+        above = [i for i in range(malformed) if any(c.strip() for c in rows[i])]
+        return (above[-1] if above else None), None, malformed
+    widest = max((sum(1 for c in r if c.strip()) for r in top), default=0)
+    header = next((i for i, row in enumerate(top) if _looks_like_header(row, widest)), None)
+    return header, None, None
+
+
+def _unique_names(headers: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for header in headers:
+        name = header
+        if name in seen:
+            seen[name] += 1
+            name = f"{header}.{seen[header]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def _failed(path: Path, message: str, encoding: str | None = None) -> TableRead:
+    problem = Problem(rule="unreadable_file", message=f"{path.name}: {message}", fatal=True)
+    return TableRead(
+        data=pd.DataFrame(),
+        headers=[],
+        tags=[],
+        row_numbers=np.array([], dtype=int),
+        encoding=encoding,
+        problems=[problem],
+    )
+
+
+def read_table(
+    path: str | Path, *, sheet: str | int | None = None, header_row: int | None = None
+) -> TableRead:
+    """Read a CSV (any common delimiter and encoding) or XLSX file as a table of text.
+
+    The header is the row above the HXL hashtag row when the first rows hold one, else the first
+    row that is about as wide as the table and mostly not numbers (rows above it are junk, noted),
+    unless ``header_row`` (1-based) says where it is. Fully empty rows are dropped (noted). Cells
+    are stripped of surrounding spaces. A row that looks like hashtags typed without ``#`` is a
+    problem; a cell of the hashtag row that is not a valid tag is a problem for that column only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return _failed(path, "file not found")
+    encoding: str | None = None
+    notes: list[str] = []
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            rows = _xlsx_rows(path, sheet)
+        else:
+            rows, encoding, notes = _csv_rows(path)
+    except Exception as error:  # a corrupt file must become a problem, not a traceback
+        return _failed(path, f"cannot be read as a table ({error})", encoding)
+
+    problems: list[Problem] = []
+    hxl_index: int | None = None
+    if header_row is not None:
+        header_index: int | None = header_row - 1
+        if header_index + 1 < len(rows) and _is_hxl_row(rows[header_index + 1]):
+            hxl_index = header_index + 1
+        malformed = None
+    else:
+        header_index, hxl_index, malformed = _locate_header(rows)
+    if header_index is None and hxl_index is None:
+        return _failed(path, "no header row found in the first rows", encoding)
+    if malformed is not None:
+        example = next(c.strip() for c in rows[malformed] if _BARE_TAG_RE.fullmatch(c.strip()))
+        problems.append(
+            Problem(
+                rule="invalid_hxl_row",
+                message=(
+                    "looks like an HXL hashtag row but its tags do not start with '#' "
+                    f"(e.g. {example!r}); the table is read without HXL tags"
+                ),
+                row=malformed + 1,
+                value=example,
+            )
+        )
+
+    start = max(i for i in (header_index, hxl_index, malformed) if i is not None) + 1
+    body = rows[start:]
+    width = max([len(r) for r in body] + [len(rows[i]) for i in (header_index, hxl_index) if i is not None])
+    header_cells = rows[header_index] if header_index is not None else rows[hxl_index]  # type: ignore[index]
+    headers = [
+        (header_cells[i].strip() if i < len(header_cells) else "") or f"column_{i + 1}"
+        for i in range(width)
+    ]
+    tags: list[str | None] = [None] * width
+    if hxl_index is not None:
+        tag_cells = rows[hxl_index]
+        for i in range(width):
+            cell = tag_cells[i].strip() if i < len(tag_cells) else ""
+            tags[i] = normalise_hxl_tag(cell) if cell.startswith("#") else None
+            if cell and tags[i] is None:
+                problems.append(
+                    Problem(
+                        rule="invalid_hxl_tag",
+                        message="not a valid HXL hashtag; the column is read without a tag",
+                        row=hxl_index + 1,
+                        column=headers[i],
+                        value=cell,
+                    )
+                )
+    first_content = header_index if header_index is not None else hxl_index
+    junk = [i for i in range(first_content or 0) if any(c.strip() for c in rows[i])]
+    if junk:
+        where = f"row {junk[0] + 1}" if len(junk) == 1 else f"rows {junk[0] + 1}-{junk[-1] + 1}"
+        notes.append(f"{path.name}: skipped {len(junk)} row(s) above the header ({where})")
+
+    kept_rows: list[list[str]] = []
+    numbers: list[int] = []
+    blank = 0
+    for offset, row in enumerate(body):
+        cells = [c.strip() for c in row] + [""] * (width - len(row))
+        if not any(cells):
+            blank += 1
+            continue
+        kept_rows.append(cells)
+        numbers.append(start + offset + 1)
+    if blank:
+        notes.append(f"{path.name}: skipped {blank} empty row(s)")
+    columns = _unique_names(headers)
+    data = pd.DataFrame(kept_rows, columns=columns, dtype=str) if kept_rows else pd.DataFrame(
+        {c: pd.Series([], dtype=str) for c in columns}
+    )
+    return TableRead(
+        data=data,
+        headers=headers,
+        tags=tags,
+        row_numbers=np.asarray(numbers, dtype=int),
+        encoding=encoding,
+        header_row=None if header_index is None else header_index + 1,
+        hxl_row=None if hxl_index is None else hxl_index + 1,
+        problems=problems,
+        notes=notes,
+    )
