@@ -24,8 +24,10 @@ from riskwatch.db.engine import DatabaseUnavailable, check_connection, make_engi
 from riskwatch.db.migrate import SchemaError
 from riskwatch.errors import RiskwatchError
 
-console = Console(highlight=False, soft_wrap=True)
-error_console = Console(stderr=True, highlight=False)
+# Wide output when piped (logs, CI) so tables are not truncated at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 @dataclass

@@ -23,12 +23,12 @@ so the project's ordinary file connectors ingest them unchanged:
 
 The scenario
 ------------
-Demoland is an invented country in open ocean south of Madagascar (roughly lon 40.5-45.5,
-lat -33..-29; no real land is nearby). It has an irregular mainland (noisy radial coastline) and
-an offshore island a few tens of km from the coast. About 200 admin2 areas are the Voronoi cells
-of random seed points clipped to the land; 15 admin1 regions are unions of contiguous admin2
-cells (14 on the mainland, the island is its own region ``XD15``), so admin2 nests exactly in
-admin1.
+Demoland is an invented country in open ocean south of Madagascar (roughly lon 40-46,
+lat -34..-28, several hundred km from any real land). It has an irregular mainland (noisy
+radial coastline) and an offshore island a few tens of km from the coast. About 200 admin2
+areas are the Voronoi cells of random seed points clipped to the land; 15 admin1 regions are
+unions of contiguous admin2 cells (14 on the mainland, the island is its own region ``XD15``),
+so admin2 nests exactly in admin1.
 
 Ten quarterly DTM rounds (January 2024 to April 2026) report IDPs per area. Most areas drift
 with noise and occasional dips; a few areas only enter coverage in later rounds (coverage growth,
@@ -144,12 +144,22 @@ _IPC_PERIODS = (
 # multiplier in the surge cluster during the last two rounds' months).
 _ACLED_KINDS = (
     ("Political violence", "Battles", "Armed clash", 0.16, 3.0),
-    ("Political violence", "Explosions/Remote violence", "Shelling/artillery/missile attack",
-     0.06, 3.0),
+    (
+        "Political violence",
+        "Explosions/Remote violence",
+        "Shelling/artillery/missile attack",
+        0.06,
+        3.0,
+    ),
     ("Political violence", "Violence against civilians", "Attack", 0.10, 3.0),
-    ("Political violence", "Violence against civilians", "Abduction/forced disappearance",
-     0.035, 12.0),
-    ("Political violence", "Violence against civilians", "Sexual violence", 0.015, 10.0),
+    (
+        "Political violence",
+        "Violence against civilians",
+        "Abduction/forced disappearance",
+        0.035,
+        15.0,
+    ),
+    ("Political violence", "Violence against civilians", "Sexual violence", 0.015, 12.0),
     ("Demonstrations", "Protests", "Peaceful protest", 0.12, 1.0),
 )
 _STATE = f"Military Forces of {DEMO_COUNTRY_NAME}"
@@ -513,9 +523,7 @@ def _build_geography(rng: np.random.Generator, names: _NameMaker) -> _Geography:
     on_island = np.arange(len(cells)) >= _N_MAINLAND_CELLS
     neighbours = _adjacency(cells)
 
-    scaled = np.column_stack(
-        [main_pts[:, 0] * np.cos(np.radians(_CENTER_LAT)), main_pts[:, 1]]
-    )
+    scaled = np.column_stack([main_pts[:, 0] * np.cos(np.radians(_CENTER_LAT)), main_pts[:, 1]])
     labels = _kmeans(rng, scaled, _N_MAINLAND_REGIONS)
     labels = np.concatenate([labels, np.full(_N_ISLAND_CELLS, _N_MAINLAND_REGIONS)])
     labels = _make_contiguous(labels, neighbours)
@@ -604,7 +612,9 @@ def _plan(rng: np.random.Generator, geo: _Geography) -> _Plan:
 
     population = np.clip(rng.lognormal(np.log(140_000), 0.6, n), 20_000, 600_000)
     population[small] = rng.uniform(1_500, 4_800, len(small))
-    population[cluster] = np.maximum(population[cluster], rng.uniform(220_000, 420_000, len(cluster)))
+    population[cluster] = np.maximum(
+        population[cluster], rng.uniform(220_000, 420_000, len(cluster))
+    )
     population = np.rint(population)
     children_share = rng.uniform(0.40, 0.53, n)
     women_share = rng.uniform(0.48, 0.53, n)
@@ -699,7 +709,8 @@ def _dtm_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[li
         own = area.adm1_pcode
         nbs = sorted(adm1_nbs[own])
         candidates = [("Natural disaster", own), ("Other", own)]
-        candidates += [("Conflict", nb) for nb in nbs] + [("Natural disaster", nb) for nb in nbs[:1]]
+        candidates += [("Conflict", nb) for nb in nbs]
+        candidates += [("Natural disaster", nb) for nb in nbs[:1]]
         k = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
         k = min(k, len(candidates) + 1)
         picks = rng.choice(len(candidates), size=k - 1, replace=False)
@@ -713,7 +724,8 @@ def _dtm_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[li
             if np.isnan(total):
                 continue
             total = int(total)
-            base = min(total, int(plan.idps[i, pre])) if i in cluster else total
+            surging = i in cluster and r > pre
+            base = min(total, int(plan.idps[i, pre])) if surging else total
             parts = _split_int(base, weights * jitter)
             parts[0] += total - base  # the surge is conflict displacement within the region
             for (reason, origin), value in zip(combos, parts, strict=True):
@@ -769,9 +781,7 @@ def _dtm_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[li
     return rows
 
 
-def _points_in(
-    rng: np.random.Generator, geom: MultiPolygon, n: int, decimals: int
-) -> np.ndarray:
+def _points_in(rng: np.random.Generator, geom: MultiPolygon, n: int, decimals: int) -> np.ndarray:
     """``n`` random points inside ``geom`` that stay inside after rounding to ``decimals``."""
     if n == 0:
         return np.zeros((0, 2))
@@ -840,7 +850,7 @@ def _acled_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[
         surge = np.array([k[4] for k in _ACLED_KINDS])
         if (year, month) in last_two:
             mult[in_cluster] = surge
-            mult[in_ring] = 1.0 + 0.35 * (surge - 1.0)
+            mult[in_ring] = 1.0 + 0.25 * (surge - 1.0)
         elif (year, month) in surge_start:
             mult[in_cluster] = 1.0 + 0.3 * (surge - 1.0)
         rates = weight[:, None] * np.array([k[3] for k in _ACLED_KINDS])[None, :] * mult
@@ -861,13 +871,13 @@ def _acled_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[
     # Maritime incidents: a few just off the coast, a few far out at sea.
     first_day = dt.date(months[0][0], months[0][1], 1).toordinal()
     last_day = _round_dates()[-1].toordinal()
+    area_geoms = np.array([a.geometry for a in areas], dtype=object)
     for count, lo, hi in ((6, 3.0, 8.0), (3, 40.0, 120.0)):
         for x, y in _offshore_points(rng, geo, count, lo, hi):
             date = dt.date.fromordinal(int(rng.integers(first_day, last_day + 1))).isoformat()
             kind = 3 if rng.random() < 0.5 else 0
             if hi <= 10.0:
-                d2 = [(a.seed_x - x) ** 2 + (a.seed_y - y) ** 2 for a in areas]
-                a = areas[int(np.argmin(d2))]
+                a = areas[int(np.argmin(shapely.distance(area_geoms, Point(x, y))))]
                 events.append(
                     (date, -1, kind, x, y, a.adm1_name, a.name, f"Coastal waters off {a.name}")
                 )
@@ -892,9 +902,7 @@ def _acled_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[
             note = f"On {when}, armed forces and an armed group clashed near {place}."
         elif kind == 1:
             actor1, actor2 = (_REBELS, _CIVILIANS) if rng.random() < 0.5 else (_STATE, "")
-            interaction = (
-                "Rebel group-Civilians" if actor1 == _REBELS else "State forces only"
-            )
+            interaction = "Rebel group-Civilians" if actor1 == _REBELS else "State forces only"
             fatalities = int(rng.poisson(1.0))
             note = f"On {when}, shelling hit an area near {place}."
         elif kind in (2, 3, 4):
@@ -976,8 +984,8 @@ def _ipc_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[li
                 rows.append(
                     [
                         DEMO_COUNTRY_ISO3,
-                        "True",
-                        "True",
+                        "Y",  # HAPI writes has_hrp / in_gho as Y or N
+                        "Y",
                         name,
                         "",
                         pcode,
@@ -989,8 +997,8 @@ def _ipc_rows(rng: np.random.Generator, geo: _Geography, plan: _Plan) -> list[li
                         "current",
                         str(values[phase]),
                         repr(float(fraction)),
-                        f"{start}T00:00:00",
-                        f"{end}T00:00:00",
+                        str(start),  # HAPI reference periods are plain ISO dates
+                        str(end),
                         _HAPI_DATASET_ID,
                         _HAPI_RESOURCE_ID,
                         "",
@@ -1096,9 +1104,9 @@ def _readme(files: ScenarioFiles, seed: int, plan: _Plan, geo: _Geography) -> st
             "",
             "Planted for the demonstration: a displacement surge in the admin2 areas",
             "  " + ", ".join(files.surge_cluster),
-            f"over the last {_SURGE_ROUNDS} rounds (region {plan.surge_region}), with more conflict,",
-            "abductions and sexual violence there; some areas join DTM coverage late (not a",
-            "surge); an offshore island (" + ", ".join(files.island_pcodes) + ").",
+            f"over the last {_SURGE_ROUNDS} rounds (around region {plan.surge_region}), with more",
+            "conflict, abductions and sexual violence there; some areas join DTM coverage late",
+            "(not a surge); an offshore island (" + ", ".join(files.island_pcodes) + ").",
             "",
             "Regenerate with riskwatch.demo.generate_scenario(directory, seed).",
             "",

@@ -389,7 +389,7 @@ def ingest_file(
     offshore_max_km: float = 10.0,
 ) -> BatchSummary:
     """Read one file with the reader for its kind, check it, and store it as one batch."""
-    from riskwatch.sources import area_table, boundaries, dtm, events, gazetteer, pcodes
+    from riskwatch.sources import area_table, boundaries, dtm, events, gazetteer, hapi, pcodes
 
     source_id = source_id or f"file:{path.name}"
     location = str(path)
@@ -407,7 +407,7 @@ def ingest_file(
     if kind == "dtm":
         result = dtm.read_dtm_table(path)
     elif kind == "hapi":
-        result = dtm.read_hapi_table(path)
+        result = hapi.read_hapi_table(path)
     elif kind == "acled":
         result = events.read_acled_events(
             path, finest_area_polygons(engine, country_iso3), max_offshore_km=offshore_max_km

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, find_column, read_table
+from riskwatch.sources.tabular import describe_field, find_columns, read_table
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -51,19 +51,15 @@ for _level in range(1, MAX_LEVEL + 1):
     _FIELDS[f"admin{_level}"] = ([f"admin{_level}Pcode"], [f"#adm{_level}+code-origin"])
 
 #: The keys that identify one DTM figure; values are summed over everything else.
-GROUP_KEYS = ["admin_level", "pcode", "country_iso3", "period", "operation", "assessment_type",
-              "round"]
-
-
-def find_fields(table: TableRead, fields: dict[str, tuple[list[str], list[str]]]) -> dict:
-    """Column name (or None) for each field, looked up by header name, then HXL tag."""
-    return {key: find_column(table, names=names, tags=tags) for key, (names, tags) in
-            fields.items()}
-
-
-def _describe(key: str, fields: dict[str, tuple[list[str], list[str]]]) -> str:
-    names, tags = fields[key]
-    return " or ".join(names + tags)
+GROUP_KEYS = [
+    "admin_level",
+    "pcode",
+    "country_iso3",
+    "period",
+    "operation",
+    "assessment_type",
+    "round",
+]
 
 
 def read_dtm_table(path: str | Path, *, sheet: str | int | None = None) -> ReadResult:
@@ -85,15 +81,17 @@ def read_dtm_table(path: str | Path, *, sheet: str | int | None = None) -> ReadR
     )
     if table.fatal:
         return result
-    columns = find_fields(table, _FIELDS)
+    columns = find_columns(table, _FIELDS)
     for key in ("value", "date", "admin0"):
         if columns[key] is None:
-            result.problems.append(missing_column(key, _describe(key, _FIELDS)))
+            result.problems.append(missing_column(key, describe_field(_FIELDS, key)))
     if result.fatal:
         return result
     for key in ("operation", "assessment_type", "round"):
         if columns[key] is None:
-            result.notes.append(f"no {_describe(key, _FIELDS)} column: {key} left empty")
+            result.notes.append(f"no {describe_field(_FIELDS, key)} column: {key} left empty")
+    if columns["level"] is None:
+        result.notes.append("no adminLevel column: each row's level is that of its finest pcode")
 
     data = table.data
     checks = RowChecks(table.row_numbers)
@@ -111,11 +109,16 @@ def read_dtm_table(path: str | Path, *, sheet: str | int | None = None) -> ReadR
     males = _counts(data, columns["males"], checks, required=False)
     females = _counts(data, columns["females"], checks, required=False)
     dates, date_errors = parse_date_column(data[columns["date"]])
-    checks.flag_errors(date_errors, rule="bad_date", column=columns["date"],
-                       values=data[columns["date"]])
-    checks.flag([d is None and e is None for d, e in zip(dates, date_errors, strict=True)],
-                rule="missing_date", message="reporting date is empty", column=columns["date"],
-                values=data[columns["date"]])
+    checks.flag_errors(
+        date_errors, rule="bad_date", column=columns["date"], values=data[columns["date"]]
+    )
+    checks.flag(
+        [d is None and e is None for d, e in zip(dates, date_errors, strict=True)],
+        rule="missing_date",
+        message="reporting date is empty",
+        column=columns["date"],
+        values=data[columns["date"]],
+    )
 
     rows = pd.DataFrame(
         {
@@ -155,8 +158,13 @@ def _admin_levels(data: pd.DataFrame, columns: dict, checks: RowChecks) -> np.nd
     text = data[columns["level"]]
     parsed, _ = parse_number_column(text)
     ok = np.isfinite(parsed) & (parsed == np.round(parsed)) & (parsed >= 0) & (parsed <= MAX_LEVEL)
-    checks.flag(~ok, rule="bad_admin_level", message=f"admin level must be 0-{MAX_LEVEL}",
-                column=columns["level"], values=text)
+    checks.flag(
+        ~ok,
+        rule="bad_admin_level",
+        message=f"admin level must be 0-{MAX_LEVEL}",
+        column=columns["level"],
+        values=text,
+    )
     return np.where(ok, parsed, 0)
 
 
@@ -169,15 +177,23 @@ def _pcodes(data: pd.DataFrame, columns: dict, level: np.ndarray, checks: RowChe
             continue
         column = columns[f"admin{n}"]
         if column is None:
-            checks.flag(at_level, rule="missing_pcode",
-                        message=f"admin level {n} row but the file has no admin{n} pcode column",
-                        column=None)
+            checks.flag(
+                at_level,
+                rule="missing_pcode",
+                message=f"admin level {n} row but the file has no admin{n} pcode column",
+                column=None,
+            )
             continue
         text = data[column].to_numpy(dtype=object)
         pcode[at_level] = text[at_level]
         empty = at_level & (text == "")
-        checks.flag(empty, rule="missing_pcode", message=f"admin level {n} row without a pcode",
-                    column=column, values=data[column])
+        checks.flag(
+            empty,
+            rule="missing_pcode",
+            message=f"admin level {n} row without a pcode",
+            column=column,
+            values=data[column],
+        )
     return pcode
 
 
@@ -187,12 +203,22 @@ def _counts(data: pd.DataFrame, column: str | None, checks: RowChecks, *, requir
         return np.full(len(data), np.nan)
     values, errors = parse_number_column(data[column])
     checks.flag_errors(errors, rule="bad_number", column=column, values=data[column])
-    checks.flag(values < 0, rule="negative_value", message="a head count cannot be negative",
-                column=column, values=data[column])
+    checks.flag(
+        values < 0,
+        rule="negative_value",
+        message="a head count cannot be negative",
+        column=column,
+        values=data[column],
+    )
     if required:
         empty = (data[column] == "").to_numpy()
-        checks.flag(empty, rule="missing_value", message="the IDP figure is empty",
-                    column=column, values=data[column])
+        checks.flag(
+            empty,
+            rule="missing_value",
+            message="the IDP figure is empty",
+            column=column,
+            values=data[column],
+        )
     return values
 
 
@@ -276,8 +302,13 @@ def round_meta(summed: pd.DataFrame) -> dict:
     )
     records = sorted(
         rounds.to_dict("records"),
-        key=lambda r: (str(r["country_iso3"]), str(r["operation"]), str(r["assessment_type"]),
-                       r["reporting_date"], _round_key(r["round"])),
+        key=lambda r: (
+            str(r["country_iso3"]),
+            str(r["operation"]),
+            str(r["assessment_type"]),
+            r["reporting_date"],
+            _round_key(r["round"]),
+        ),
     )
     return {
         "rounds": records,
@@ -295,13 +326,10 @@ def _round_key(code: object) -> tuple:
 
 def _long(summed: pd.DataFrame) -> pd.DataFrame:
     """One row per (figure, variable): idps always, the sex split where present."""
-    keys = [k for k in GROUP_KEYS]
+    keys = list(GROUP_KEYS)
     parts = []
-    for source, variable in (("value", "idps"), ("males", "idps_male"),
-                             ("females", "idps_female")):
-        part = summed.loc[summed[source].notna(), keys + [source]].rename(
-            columns={source: "value"}
-        )
+    for source, variable in (("value", "idps"), ("males", "idps_male"), ("females", "idps_female")):
+        part = summed.loc[summed[source].notna(), keys + [source]].rename(columns={source: "value"})
         part["variable"] = variable
         parts.append(part)
     return observation_frame(pd.concat(parts, ignore_index=True))

@@ -29,7 +29,7 @@ import pandas as pd
 
 from riskwatch.sources.dtm import level_total_problems, round_meta
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, read_table
+from riskwatch.sources.tabular import read_table
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -78,7 +78,9 @@ def read_hapi_table(path: str | Path, *, sheet: str | int | None = None) -> Read
         result.problems.append(
             Problem(
                 rule="unrecognised_table",
-                message=f"not an HDX HAPI IDP, conflict or food-security table (columns {expected})",
+                message=(
+                    f"not an HDX HAPI IDP, conflict or food-security table (columns {expected})"
+                ),
                 fatal=True,
             )
         )
@@ -93,7 +95,9 @@ def read_hapi_table(path: str | Path, *, sheet: str | int | None = None) -> Read
     data = table.data.rename(columns={c: h for h, c in columns.items()})
     checks = RowChecks(table.row_numbers)
     _source_errors(data, checks, result)
-    base = _areas_and_periods(data, checks)
+    # A row HAPI itself rejected (e.g. an "urban pattern" area without a pcode) is reported once,
+    # with HAPI's message, not again for the missing pcode that follows from it.
+    base = _areas_and_periods(data, checks, ~checks.bad.copy())
     readers = {"idps": _idps, "conflict_events": _conflict, "food_security": _food}
     long = readers[kind](data, base, checks, result)
     result.problems.extend(checks.problems)
@@ -106,8 +110,13 @@ def _source_errors(data: pd.DataFrame, checks: RowChecks, result: ReadResult) ->
     """Quarantine rows HAPI marked with an error; summarise its warnings in the notes."""
     if "error" in data:
         error = data["error"]
-        checks.flag((error != "").to_numpy(), rule="source_error", message=error.tolist(),
-                    column="error", values=error)
+        checks.flag(
+            (error != "").to_numpy(),
+            rule="source_error",
+            message=error.tolist(),
+            column="error",
+            values=error,
+        )
     if "warning" in data:
         warned = data.loc[data["warning"] != "", "warning"]
         rows = pd.Series(checks.row_numbers, index=data.index)[warned.index]
@@ -117,33 +126,55 @@ def _source_errors(data: pd.DataFrame, checks: RowChecks, result: ReadResult) ->
             )
 
 
-def _areas_and_periods(data: pd.DataFrame, checks: RowChecks) -> pd.DataFrame:
+def _areas_and_periods(data: pd.DataFrame, checks: RowChecks, check: np.ndarray) -> pd.DataFrame:
     """admin_level, pcode (by level), country and period of every row, problems flagged."""
     level_text = data["admin_level"]
     level, _ = parse_number_column(level_text)
     ok_level = np.isin(level, [0, 1, 2])
-    checks.flag(~ok_level, rule="bad_admin_level", message="admin_level must be 0, 1 or 2",
-                column="admin_level", values=level_text)
+    checks.flag(
+        ~ok_level,
+        rule="bad_admin_level",
+        message="admin_level must be 0, 1 or 2",
+        column="admin_level",
+        values=level_text,
+    )
     level = np.where(ok_level, level, 0).astype(int)
     by_level = {0: "location_code", 1: "admin1_code", 2: "admin2_code"}
     pcode = np.select(
-        [level == n for n in by_level], [data[c].to_numpy(dtype=object) for c in by_level.values()],
+        [level == n for n in by_level],
+        [data[c].to_numpy(dtype=object) for c in by_level.values()],
         default="",
     )
     for n, column in by_level.items():
-        checks.flag(ok_level & (level == n) & (pcode == ""), rule="missing_pcode",
-                    message=f"admin level {n} row without {column}", column=column,
-                    values=data[column])
+        checks.flag(
+            check & ok_level & (level == n) & (pcode == ""),
+            rule="missing_pcode",
+            message=f"admin level {n} row without {column}",
+            column=column,
+            values=data[column],
+        )
     dates, errors = parse_date_column(data["reference_period_start"])
-    checks.flag_errors(errors, rule="bad_date", column="reference_period_start",
-                       values=data["reference_period_start"])
-    checks.flag([d is None and e is None for d, e in zip(dates, errors, strict=True)],
-                rule="missing_date", message="reference_period_start is empty",
-                column="reference_period_start", values=data["reference_period_start"])
+    checks.flag_errors(
+        errors,
+        rule="bad_date",
+        column="reference_period_start",
+        values=data["reference_period_start"],
+    )
+    checks.flag(
+        [d is None and e is None for d, e in zip(dates, errors, strict=True)],
+        rule="missing_date",
+        message="reference_period_start is empty",
+        column="reference_period_start",
+        values=data["reference_period_start"],
+    )
     country = data["location_code"].str.upper().to_numpy(dtype=object)
     return pd.DataFrame(
-        {"admin_level": level, "pcode": pcode, "country_iso3": country,
-         "period": pd.Series(dates, dtype=object)}
+        {
+            "admin_level": level,
+            "pcode": pcode,
+            "country_iso3": country,
+            "period": pd.Series(dates, dtype=object),
+        }
     )
 
 
@@ -151,11 +182,21 @@ def _number(data, column, checks, *, required: bool, negative_ok: bool = False) 
     values, errors = parse_number_column(data[column])
     checks.flag_errors(errors, rule="bad_number", column=column, values=data[column])
     if not negative_ok:
-        checks.flag(values < 0, rule="negative_value", message="cannot be negative",
-                    column=column, values=data[column])
+        checks.flag(
+            values < 0,
+            rule="negative_value",
+            message="cannot be negative",
+            column=column,
+            values=data[column],
+        )
     if required:
-        checks.flag((data[column] == "").to_numpy(), rule="missing_value",
-                    message=f"{column} is empty", column=column, values=data[column])
+        checks.flag(
+            (data[column] == "").to_numpy(),
+            rule="missing_value",
+            message=f"{column} is empty",
+            column=column,
+            values=data[column],
+        )
     return values
 
 
@@ -186,8 +227,13 @@ def _variable_suffix(text: str) -> str:
 
 def _conflict(data, base, checks, result) -> pd.DataFrame:
     suffix = data["event_type"].map(_variable_suffix)
-    checks.flag((suffix == "").to_numpy(), rule="missing_value", message="event_type is empty",
-                column="event_type", values=data["event_type"])
+    checks.flag(
+        (suffix == "").to_numpy(),
+        rule="missing_value",
+        message="event_type is empty",
+        column="event_type",
+        values=data["event_type"],
+    )
     rows = base.assign(
         event_type=suffix.to_numpy(dtype=object),
         events=_number(data, "events", checks, required=True),
@@ -224,19 +270,29 @@ def _food(data, base, checks, result) -> pd.DataFrame:
     phase = data["ipc_phase"].str.strip().str.lower()
     variable = phase.map(_ipc_variable)
     unknown = variable.isna() & (phase != "all")
-    checks.flag(unknown.to_numpy(), rule="bad_ipc_phase", message="ipc_phase must be 1-5, 3+ or all",
-                column="ipc_phase", values=data["ipc_phase"])
+    checks.flag(
+        unknown.to_numpy(),
+        rule="bad_ipc_phase",
+        message="ipc_phase must be 1-5, 3+ or all",
+        column="ipc_phase",
+        values=data["ipc_phase"],
+    )
     share = _number(data, "population_fraction_in_phase", checks, required=True)
-    checks.flag(share > 1, rule="out_of_range", message="a population fraction cannot exceed 1",
-                column="population_fraction_in_phase", values=data["population_fraction_in_phase"])
+    checks.flag(
+        share > 1,
+        rule="out_of_range",
+        message="a population fraction cannot exceed 1",
+        column="population_fraction_in_phase",
+        values=data["population_fraction_in_phase"],
+    )
     ipc_type = data["ipc_type"].str.strip().str.lower()
     rows = base.assign(
-        variable=variable.to_numpy(dtype=object), ipc_type=ipc_type.to_numpy(dtype=object),
+        variable=variable.to_numpy(dtype=object),
+        ipc_type=ipc_type.to_numpy(dtype=object),
         value=share,
     )
     keep = ~checks.bad & variable.notna().to_numpy()
     rows = rows[keep]
-    row_numbers = checks.row_numbers[keep]
 
     # Shares of different areas or analyses cannot be added: several rows for one cell is an error.
     duplicated = rows.duplicated(_KEYS + ["ipc_type", "variable"], keep=False).to_numpy()
@@ -244,12 +300,15 @@ def _food(data, base, checks, result) -> pd.DataFrame:
         positions = np.flatnonzero(keep)[duplicated]
         mask = np.zeros(len(checks.bad), dtype=bool)
         mask[positions] = True
-        checks.flag(mask, rule="duplicate_area",
-                    message="several rows for the same area, period, analysis and phase "
-                    "(shares cannot be added)", column="population_fraction_in_phase",
-                    values=data["population_fraction_in_phase"])
+        checks.flag(
+            mask,
+            rule="duplicate_area",
+            message="several rows for the same area, period, analysis and phase "
+            "(shares cannot be added)",
+            column="population_fraction_in_phase",
+            values=data["population_fraction_in_phase"],
+        )
         rows = rows[~duplicated]
-        row_numbers = row_numbers[~duplicated]
     if rows.empty:
         return rows
 
@@ -265,5 +324,4 @@ def _food(data, base, checks, result) -> pd.DataFrame:
         )
     result.meta["ipc_types_used"] = chosen["ipc_type"].value_counts().to_dict()
     result.meta["periods"] = sorted(set(chosen["period"]))
-    del row_numbers
     return chosen.drop(columns="ipc_type")

@@ -18,6 +18,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,21 @@ def find_column(
     return None
 
 
+def find_columns(
+    table: TableRead, fields: dict[str, tuple[Sequence[str], Sequence[str]]]
+) -> dict[str, str | None]:
+    """:func:`find_column` for each field of ``{field: (header names, HXL tag patterns)}``."""
+    return {
+        key: find_column(table, names=names, tags=tags) for key, (names, tags) in fields.items()
+    }
+
+
+def describe_field(fields: dict[str, tuple[Sequence[str], Sequence[str]]], key: str) -> str:
+    """What was looked for (``"numPresentIdpInd or #affected+idps"``), for a problem message."""
+    names, tags = fields[key]
+    return " or ".join([*names, *tags])
+
+
 # --- reading raw rows ------------------------------------------------------------------------
 
 
@@ -177,17 +193,42 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-def _csv_rows(path: Path) -> tuple[list[list[str]], str, list[str]]:
-    raw = path.read_bytes()
-    text, encoding = _decode(raw)
+def _csv_grid(path: Path) -> tuple[pd.DataFrame, str, list[str]]:
+    """Every record of a CSV file as text cells (positional columns), its encoding and notes."""
+    text, encoding = _decode(path.read_bytes())
     notes = []
     if encoding in ("cp1252", "latin-1"):
         notes.append(f"{path.name}: not valid UTF-8, decoded as {encoding}")
     delimiter = _sniff_delimiter(text)
     if delimiter != ",":
         notes.append(f"{path.name}: fields separated by {delimiter!r}")
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    return rows, encoding, notes
+    top = list(islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 200))
+    width = max((len(r) for r in top), default=1) or 1
+    try:
+        # pandas' C parser keeps large exports (ACLED, DTM) fast and compact; it refuses rows
+        # wider than the first ones, and then the csv module reads the ragged file instead.
+        grid = pd.read_csv(
+            io.StringIO(text, newline=""),
+            sep=delimiter,
+            header=None,
+            names=range(width),
+            dtype=str,
+            na_filter=False,
+            skip_blank_lines=False,
+            index_col=False,
+            engine="c",
+        )
+    except pd.errors.ParserError:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        grid = _grid_from_rows(rows)
+    return grid, encoding, notes
+
+
+def _grid_from_rows(rows: list[list[str]]) -> pd.DataFrame:
+    width = max((len(r) for r in rows), default=0)
+    return pd.DataFrame(
+        [r + [""] * (width - len(r)) for r in rows], columns=range(width), dtype=str
+    )
 
 
 def _cell_text(value: object) -> str:
@@ -205,7 +246,7 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _xlsx_rows(path: Path, sheet: str | int | None) -> list[list[str]]:
+def _xlsx_grid(path: Path, sheet: str | int | None) -> pd.DataFrame:
     try:
         import openpyxl
     except ImportError as error:  # optional dependency: only XLSX needs it
@@ -220,7 +261,8 @@ def _xlsx_rows(path: Path, sheet: str | int | None) -> list[list[str]]:
             worksheet = book[sheet]
         # Files written by other tools often carry a wrong stored dimension ("A1").
         worksheet.reset_dimensions()
-        return [[_cell_text(v) for v in row] for row in worksheet.iter_rows(values_only=True)]
+        rows = [[_cell_text(v) for v in row] for row in worksheet.iter_rows(values_only=True)]
+        return _grid_from_rows(rows)
     finally:
         book.close()
 
@@ -240,12 +282,14 @@ def _is_bare_tag_row(row: Sequence[str]) -> bool:
     return len(cells) >= 2 and bare * 2 >= len(cells)
 
 
-def _looks_like_header(row: Sequence[str], widest: int) -> bool:
+def _is_wide(row: Sequence[str], widest: int) -> bool:
+    filled = sum(1 for c in row if c.strip())
+    return filled > 0 and filled >= 0.8 * widest
+
+
+def _is_mostly_text(row: Sequence[str]) -> bool:
     cells = [c.strip() for c in row if c.strip()]
-    if not cells or len(cells) < 0.8 * widest:
-        return False
-    numeric = sum(1 for c in cells if _NUMBER_RE.fullmatch(c))
-    return numeric * 2 < len(cells)
+    return sum(1 for c in cells if _NUMBER_RE.fullmatch(c)) * 2 < len(cells)
 
 
 def _locate_header(rows: list[list[str]]) -> tuple[int | None, int | None, int | None]:
@@ -259,8 +303,12 @@ def _locate_header(rows: list[list[str]]) -> tuple[int | None, int | None, int |
     if malformed is not None:
         above = [i for i in range(malformed) if any(c.strip() for c in rows[i])]
         return (above[-1] if above else None), None, malformed
+    # Junk above a header (titles, export dates) is narrower than the table; the header is the
+    # first row about as wide as the table that is mostly words, else (years as column names)
+    # simply the first wide row.
     widest = max((sum(1 for c in r if c.strip()) for r in top), default=0)
-    header = next((i for i, row in enumerate(top) if _looks_like_header(row, widest)), None)
+    wide = [i for i, row in enumerate(top) if _is_wide(row, widest)]
+    header = next((i for i in wide if _is_mostly_text(top[i])), wide[0] if wide else None)
     return header, None, None
 
 
@@ -305,27 +353,32 @@ def read_table(
         return _failed(path, "file not found")
     encoding: str | None = None
     notes: list[str] = []
+    if path.suffix.lower() == ".xls":
+        return _failed(path, "old Excel .xls files are not read: save it as .xlsx or CSV")
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
-            rows = _xlsx_rows(path, sheet)
+            grid = _xlsx_grid(path, sheet)
         else:
-            rows, encoding, notes = _csv_rows(path)
+            grid, encoding, notes = _csv_grid(path)
     except Exception as error:  # a corrupt file must become a problem, not a traceback
         return _failed(path, f"cannot be read as a table ({error})", encoding)
+    for column in grid.columns:
+        grid[column] = grid[column].str.strip()
+    top = grid.iloc[:HXL_SEARCH_ROWS].to_numpy(dtype=object).tolist()
 
     problems: list[Problem] = []
     hxl_index: int | None = None
+    malformed: int | None = None
     if header_row is not None:
         header_index: int | None = header_row - 1
-        if header_index + 1 < len(rows) and _is_hxl_row(rows[header_index + 1]):
+        if header_index + 1 < len(grid) and _is_hxl_row(grid.iloc[header_index + 1].tolist()):
             hxl_index = header_index + 1
-        malformed = None
     else:
-        header_index, hxl_index, malformed = _locate_header(rows)
+        header_index, hxl_index, malformed = _locate_header(top)
     if header_index is None and hxl_index is None:
         return _failed(path, "no header row found in the first rows", encoding)
     if malformed is not None:
-        example = next(c.strip() for c in rows[malformed] if _BARE_TAG_RE.fullmatch(c.strip()))
+        example = next(c for c in top[malformed] if _BARE_TAG_RE.fullmatch(c.lower()))
         problems.append(
             Problem(
                 rule="invalid_hxl_row",
@@ -339,18 +392,16 @@ def read_table(
         )
 
     start = max(i for i in (header_index, hxl_index, malformed) if i is not None) + 1
-    body = rows[start:]
-    width = max([len(r) for r in body] + [len(rows[i]) for i in (header_index, hxl_index) if i is not None])
-    header_cells = rows[header_index] if header_index is not None else rows[hxl_index]  # type: ignore[index]
-    headers = [
-        (header_cells[i].strip() if i < len(header_cells) else "") or f"column_{i + 1}"
-        for i in range(width)
-    ]
+    labels = [i for i in (header_index, hxl_index) if i is not None]
+    used = (grid.iloc[start:] != "").any(axis=0) | (grid.iloc[labels] != "").any(axis=0)
+    width = int(np.flatnonzero(used.to_numpy())[-1]) + 1 if used.any() else 0
+    header_cells = grid.iloc[labels[0]].tolist()
+    headers = [header_cells[i] or f"column_{i + 1}" for i in range(width)]
     tags: list[str | None] = [None] * width
     if hxl_index is not None:
-        tag_cells = rows[hxl_index]
+        tag_cells = grid.iloc[hxl_index].tolist()
         for i in range(width):
-            cell = tag_cells[i].strip() if i < len(tag_cells) else ""
+            cell = tag_cells[i]
             tags[i] = normalise_hxl_tag(cell) if cell.startswith("#") else None
             if cell and tags[i] is None:
                 problems.append(
@@ -362,33 +413,23 @@ def read_table(
                         value=cell,
                     )
                 )
-    first_content = header_index if header_index is not None else hxl_index
-    junk = [i for i in range(first_content or 0) if any(c.strip() for c in rows[i])]
+    junk = [i for i in range(labels[0]) if any(top[i])]
     if junk:
         where = f"row {junk[0] + 1}" if len(junk) == 1 else f"rows {junk[0] + 1}-{junk[-1] + 1}"
         notes.append(f"{path.name}: skipped {len(junk)} row(s) above the header ({where})")
 
-    kept_rows: list[list[str]] = []
-    numbers: list[int] = []
-    blank = 0
-    for offset, row in enumerate(body):
-        cells = [c.strip() for c in row] + [""] * (width - len(row))
-        if not any(cells):
-            blank += 1
-            continue
-        kept_rows.append(cells)
-        numbers.append(start + offset + 1)
-    if blank:
-        notes.append(f"{path.name}: skipped {blank} empty row(s)")
-    columns = _unique_names(headers)
-    data = pd.DataFrame(kept_rows, columns=columns, dtype=str) if kept_rows else pd.DataFrame(
-        {c: pd.Series([], dtype=str) for c in columns}
-    )
+    body = grid.iloc[start:, :width]
+    filled = (body != "").any(axis=1).to_numpy() if width else np.zeros(len(body), dtype=bool)
+    if (~filled).any():
+        notes.append(f"{path.name}: skipped {int((~filled).sum())} empty row(s)")
+    data = body[filled].reset_index(drop=True)
+    data.columns = _unique_names(headers)
+    numbers = np.arange(start + 1, len(grid) + 1)[filled]
     return TableRead(
         data=data,
         headers=headers,
         tags=tags,
-        row_numbers=np.asarray(numbers, dtype=int),
+        row_numbers=numbers.astype(int),
         encoding=encoding,
         header_row=None if header_index is None else header_index + 1,
         hxl_row=None if hxl_index is None else hxl_index + 1,

@@ -34,12 +34,23 @@ _SPACES = re.compile(r"[\s\u00a0\u2009\u202f]+")
 _THOUSANDS_COMMA = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 _THOUSANDS_DOT = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+")
-_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+_ISO_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?"
+)
 _ISO_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _SLASH_YMD = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})")
 _NUMERIC_DMY = re.compile(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
-_NAMED_FORMATS = ["%d %B %Y", "%d %b %Y", "%d-%b-%Y", "%d-%B-%Y", "%B %d, %Y", "%b %d, %Y",
-                  "%B %d %Y", "%b %d %Y", "%d %b. %Y"]
+_NAMED_FORMATS = [
+    "%d %B %Y",
+    "%d %b %Y",
+    "%d-%b-%Y",
+    "%d-%B-%Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",
+    "%b %d %Y",
+    "%d %b. %Y",
+]
 
 
 def parse_number(text: str, *, percent: bool = False) -> float | None:
@@ -119,16 +130,15 @@ def parse_number_column(
 ) -> tuple[np.ndarray, list[str | None]]:
     """Parse a text column: (float array, NaN for empty or bad; error message per row or None)."""
     text = series.astype(str).str.strip()
-    fast = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(dtype=float)
+    # A writable copy: under copy-on-write, to_numpy() may hand back a read-only view.
+    fast = np.array(pd.to_numeric(text.where(text != ""), errors="coerce"), dtype=float)
     # Plain numbers take the vectorised path; only odd cells go through the careful parser.
     slow = (text != "").to_numpy() & ~np.isfinite(fast)
     errors: list[str | None] = [None] * len(text)
     if percent:
         fast = fast / 100.0
     if slow.any():
-        parsed, slow_errors = _parse_column(
-            text[slow], lambda t: parse_number(t, percent=percent)
-        )
+        parsed, slow_errors = _parse_column(text[slow], lambda t: parse_number(t, percent=percent))
         fast[slow] = [np.nan if v is None else v for v in parsed]
         for position, error in zip(np.flatnonzero(slow), slow_errors, strict=True):
             errors[position] = error
@@ -227,7 +237,8 @@ def observation_frame(data: pd.DataFrame | dict | None = None) -> pd.DataFrame:
         if column == "value":
             out[column] = series.astype(float)
         elif column == "admin_level":
-            out[column] = series.astype("int64") if len(series) else pd.Series([], dtype="int64")
+            # Nullable: a table keyed by a bare "pcode" column does not say its level.
+            out[column] = pd.array(_none_for_missing(series), dtype="Int64")
         else:
             out[column] = pd.Series(_none_for_missing(series), dtype=object)
     return out
@@ -245,7 +256,9 @@ def area_frame(data: pd.DataFrame | dict | None = None, *, crs: str = "EPSG:4326
         series = frame[column] if column in frame else pd.Series([None] * len(frame))
         series = series.reset_index(drop=True)
         if column == "admin_level":
-            columns[column] = series.astype("int64") if len(series) else pd.Series([], "int64")
+            columns[column] = (
+                series.astype("int64") if len(series) else pd.Series([], dtype="int64")
+            )
         else:
             columns[column] = pd.Series(_none_for_missing(series), dtype=object)
     geometry = (

@@ -1,0 +1,148 @@
+"""The dashboard: a Flask server with the access gate, hosting the Dash app.
+
+Routes (CONTRACTS.md, "Web routes"): ``/`` and ``/area/<pcode>`` (the Dash app), ``/login``,
+``/logout``, ``/healthz``, and Dash's own routes, all behind the gate of
+:mod:`dashboards.auth`. The app only reads the database, except for the login time that
+:func:`riskwatch.users.authenticate` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import dash
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboards.auth import (
+    CSRF_COOKIE_NAME,
+    CSRF_HEADER_NAME,
+    HEALTH_PATH,
+    SESSION_COOKIE_NAME,
+    WebContext,
+    install_auth,
+    load_or_create_secret_key,
+)
+from dashboards.callbacks import register_callbacks
+from dashboards.layout import shell
+from riskwatch.config import Settings
+from riskwatch.db.engine import DatabaseUnavailable, check_connection, make_engine
+from riskwatch.timeutil import utcnow
+
+PACKAGE_FOLDER = Path(__file__).resolve().parent
+ASSETS_FOLDER = PACKAGE_FOLDER / "assets"
+MAX_REQUEST_BYTES = 2 * 1024 * 1024  # callback payloads are small; refuse anything bigger early
+# Fingerprinted, public library code and styles: caching them is harmless and saves a lot.
+CACHEABLE_PREFIXES = ("/assets/", "/_dash-component-suites/")
+
+
+def _content_security_policy(script_hashes: list[str]) -> str:
+    # Scripts: only our own origin plus the hashes of Dash's inline scripts (no 'unsafe-inline',
+    # no CDN). Styles: plotly and its map library inject <style> elements at run time, which
+    # cannot be hashed in advance. Workers: the map library starts its workers from blob: URLs.
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *script_hashes],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "child-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+
+
+def _install_security_headers(server: Flask, dash_app: dash.Dash) -> None:
+    def add_headers(response: Response) -> Response:
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        # Hashes are computed per response: clientside callbacks may be added after startup.
+        headers["Content-Security-Policy"] = _content_security_policy(
+            list(dash_app.csp_hashes())
+        )
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if not request.path.startswith(CACHEABLE_PREFIXES):
+            # Pages and callback answers carry data about people at risk: never keep copies.
+            headers["Cache-Control"] = "no-store"
+        return response
+
+    server.after_request(add_headers)
+
+
+def _healthz(engine: Engine) -> Callable[[], tuple[Response, int]]:
+    def healthz() -> tuple[Response, int]:
+        # A round trip to the database and nothing else: the answer holds no data.
+        try:
+            check_connection(engine)
+        except (DatabaseUnavailable, SQLAlchemyError):
+            return jsonify({"status": "error", "database": "unavailable"}), 503
+        return jsonify({"status": "ok", "database": "ok"}), 200
+
+    return healthz
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    secret_key: str | None = None,
+) -> Flask:
+    """The dashboard's Flask server (with the Dash app at ``server.extensions["dash_app"]``).
+
+    ``secret_key`` signs the session cookies; by default it is read from (or generated into)
+    ``<data_dir>/web_secret_key``. ``clock`` is the time source of session timeouts (tests
+    pass a fake one). Nothing is started: serve the result with :func:`dashboards.serve.serve`.
+    """
+    # __name__ and an explicit root path: the package may be installed as a namespace package.
+    server = Flask(__name__, root_path=str(PACKAGE_FOLDER), static_folder=None)
+    server.config.update(
+        SECRET_KEY=secret_key or load_or_create_secret_key(settings.resolved_data_dir),
+        SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+    )
+    engine = make_engine(settings.resolved_database_url)
+    # The gate must be the first before_request function, ahead of the ones Dash registers.
+    install_auth(server, WebContext(engine=engine, settings=settings, clock=clock))
+    server.add_url_rule(HEALTH_PATH, "healthz", _healthz(engine))
+
+    dash_app = dash.Dash(
+        __name__,
+        server=server,
+        url_base_pathname="/",
+        use_pages=False,
+        serve_locally=True,
+        compress=False,
+        assets_folder=str(ASSETS_FOLDER),
+        title="riskwatch",
+        update_title=None,
+        # Page content (the map, area pages) is created by a callback after the layout loads.
+        suppress_callback_exceptions=True,
+        csrf_token_name=CSRF_COOKIE_NAME,
+        csrf_header_name=CSRF_HEADER_NAME,
+        enable_mcp=False,
+        meta_tags=[{"name": "robots", "content": "noindex, nofollow"}],
+    )
+    dash_app.layout = shell
+    register_callbacks(dash_app, engine)
+
+    def area_page(pcode: str) -> str:
+        # The same single-page app; the page callback reads the pcode from the URL.
+        return dash_app.index()
+
+    server.add_url_rule("/area/<pcode>", "area_page", area_page)
+    _install_security_headers(server, dash_app)
+    server.extensions["dash_app"] = dash_app
+    server.extensions["riskwatch_engine"] = engine
+    return server
