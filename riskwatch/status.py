@@ -13,7 +13,6 @@ from sqlmodel import Session, col, select
 from riskwatch.db.engine import mask_url, sqlite_path
 from riskwatch.db.kind import database_kind
 from riskwatch.db.migrate import SchemaState, schema_state
-from riskwatch.timeutil import iso_utc
 from riskwatch.db.models import (
     Alert,
     Area,
@@ -26,6 +25,7 @@ from riskwatch.db.models import (
     Source,
     User,
 )
+from riskwatch.timeutil import iso_utc
 
 
 @dataclass
