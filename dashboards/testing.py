@@ -101,7 +101,11 @@ def add_sample_data(session: Session, *, demo: bool = False, now: datetime | Non
 
 def build_sample_database(path: Path, *, demo: bool = False) -> str:
     """Create a migrated SQLite database at ``path`` holding the sample data; its URL."""
-    url = f"sqlite:///{path}"
+    return populate_sample_database(f"sqlite:///{path}", demo=demo)
+
+
+def populate_sample_database(url: str, *, demo: bool = False) -> str:
+    """Migrate the (empty) database at ``url`` and add the sample data; returns the URL."""
     engine = make_engine(url)
     try:
         upgrade(engine)

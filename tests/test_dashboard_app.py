@@ -37,7 +37,7 @@ from dashboards.auth import (
     session_expired,
 )
 from dashboards.layout import DEMO_BANNER_TEXT, UNKNOWN_AREA_TEXT
-from dashboards.testing import build_sample_database
+from dashboards.testing import populate_sample_database
 from riskwatch import users
 from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import make_engine, session_scope
@@ -76,8 +76,9 @@ def cheap_password_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = build_sample_database(tmp_path_factory.mktemp("web") / "t.db", demo=True)
+def database_url(module_database_url: str) -> str:
+    """The sample database on each backend, with two users."""
+    url = populate_sample_database(module_database_url, demo=True)
     engine = make_engine(url)
     with session_scope(engine) as session:
         create_user(session, "alice", PASSWORD, "coordinator")

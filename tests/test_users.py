@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -34,21 +32,11 @@ PASSWORD = "correct horse"
 pytestmark = pytest.mark.db
 
 
-@pytest.fixture(scope="module")
-def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated SQLite file, made once: each test works on its own copy."""
-    path = tmp_path_factory.mktemp("users") / "migrated.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def engine(tmp_path: Path, migrated_database: Path) -> Iterator[Engine]:
-    path = tmp_path / "t.db"
-    shutil.copyfile(migrated_database, path)
-    engine = make_engine(f"sqlite:///{path}")
+def engine(database_url: str) -> Iterator[Engine]:
+    """A fresh, migrated database on each backend (conftest's ``database_url``)."""
+    engine = make_engine(database_url)
+    upgrade(engine)
     yield engine
     engine.dispose()
 
