@@ -8,45 +8,18 @@ from __future__ import annotations
 
 import sys
 import traceback
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from riskwatch import __version__
-from riskwatch.config import ConfigError, Settings, load_settings
+from riskwatch.clikit import AppContext, app_context, console, error_console
+from riskwatch.config import ConfigError
 from riskwatch.db.engine import DatabaseUnavailable, check_connection, make_engine, sqlite_path
 from riskwatch.db.migrate import SchemaError
 from riskwatch.errors import RiskwatchError
-
-# Wide output when piped (logs, CI) so tables are not truncated at 80 columns.
-_WIDTH = None if sys.stdout.isatty() else 160
-console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-error_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
-
-
-@dataclass
-class AppContext:
-    """What every command shares: the settings (validated once) and a lazily made engine."""
-
-    config_file: Path | None
-    debug: bool
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    @cached_property
-    def settings(self) -> Settings:
-        return load_settings(self.config_file, self.overrides)
-
-    def engine(self, url: str | None = None) -> Engine:
-        """An engine on the configured database, checked to be reachable."""
-        engine = make_engine(url or self.settings.resolved_database_url)
-        check_connection(engine)
-        return engine
 
 
 class RiskwatchGroup(click.Group):
@@ -69,10 +42,6 @@ def _fail(ctx: click.Context, message: str, code: int, exc: BaseException | None
         traceback.print_exception(exc)
     error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
     ctx.exit(code)
-
-
-def _app(ctx: click.Context) -> AppContext:
-    return ctx.ensure_object(AppContext)
 
 
 @click.group(cls=RiskwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,7 +79,7 @@ def db_upgrade(ctx: click.Context) -> None:
     """Apply pending schema migrations (creates the SQLite file on first use)."""
     from riskwatch.db.migrate import upgrade
 
-    app = _app(ctx)
+    app = app_context(ctx)
     engine = app.engine()
     with console.status("Applying migrations..."):
         before = upgrade(engine)
@@ -132,7 +101,7 @@ def status(ctx: click.Context) -> None:
     """Database, schema version, counts, last runs and the scheduler lease."""
     from riskwatch.status import collect_status, format_time
 
-    app = _app(ctx)
+    app = app_context(ctx)
     url = app.settings.resolved_database_url
     path = sqlite_path(url)
     console.print(f"[bold]riskwatch[/] {__version__}")
@@ -206,7 +175,7 @@ def demo(ctx: click.Context, no_serve: bool, port: int | None) -> None:
     """
     from riskwatch.demo_setup import demo_database_url, print_summary, run_demo
 
-    app = _app(ctx)
+    app = app_context(ctx)
     settings = app.settings
     url = demo_database_url(settings)
     engine = make_engine(url)

@@ -1,0 +1,1 @@
+"""Command modules of the `riskwatch` CLI, one per command group; registered in riskwatch.cli."""
