@@ -190,6 +190,22 @@ def demo(ctx: click.Context, no_serve: bool, port: int | None) -> None:
     serve(demo_settings, host=settings.web.host, port=port or settings.web.port)
 
 
+def _register_command_modules() -> None:
+    """Add the commands of every module in riskwatch.commands (each lists them in COMMANDS)."""
+    import importlib
+    import pkgutil
+
+    import riskwatch.commands as package
+
+    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="riskwatch")
