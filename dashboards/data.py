@@ -9,8 +9,7 @@ empty: all countries): an area outside it is treated as if it did not exist.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,13 +21,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from riskwatch.db.models import Area, IngestBatch, Meta, Observation, Source
+from riskwatch.observations import (
+    combine_assessments as combine_assessments,  # re-exported: the rule lives there, not here
+)
+from riskwatch.observations import observations_frame, preferred_values
 
 MAP_VARIABLE = "idps"
 MAP_SIMPLIFY_TOLERANCE = 0.01  # degrees: plenty for an overview map, far fewer vertices
 COORDINATE_DECIMALS = 4  # ~11 m; more digits only make the figure heavier
-# CONTRACTS.md ("Observations"): DTM assessment types are never added together; per area and
-# period the preferred one is used, summed over operations.
-ASSESSMENT_PREFERENCE: tuple[str, ...] = ("BA", "SA", "ETT")
 
 
 @dataclass(frozen=True)
@@ -185,28 +185,6 @@ def finest_mapped_level(session: Session, countries: Sequence[str] | None = None
     return None if level is None else int(level)
 
 
-def _preference_rank(assessment_type: str) -> tuple[int, str]:
-    if assessment_type in ASSESSMENT_PREFERENCE:
-        return (ASSESSMENT_PREFERENCE.index(assessment_type), assessment_type)
-    # Non-DTM sources carry no assessment type (""); any other type comes after the known ones.
-    return (len(ASSESSMENT_PREFERENCE), assessment_type)
-
-
-def combine_assessments(rows: Iterable[tuple[str, str, float]]) -> float | None:
-    """One value from (assessment_type, operation, value) rows of one area and period.
-
-    The preferred assessment type present wins and its operations are summed; other types
-    count the same people again and are left out (CONTRACTS.md, "Observations").
-    """
-    by_type: dict[str, float] = defaultdict(float)
-    for assessment_type, _operation, value in rows:
-        by_type[assessment_type] += value
-    if not by_type:
-        return None
-    preferred = min(by_type, key=_preference_rank)
-    return by_type[preferred]
-
-
 def latest_period(
     session: Session,
     variable: str,
@@ -232,27 +210,15 @@ def latest_period(
 def values_at_period(
     session: Session, variable: str, period: date, pcodes: Sequence[str]
 ) -> dict[str, float]:
-    """The current value of ``variable`` at ``period`` for each of ``pcodes`` that has one."""
+    """The current value of ``variable`` at ``period`` for each of ``pcodes`` that has one.
+
+    The preferred assessment type, summed over operations (riskwatch.observations).
+    """
     if not pcodes:
         return {}
-    rows = session.exec(
-        select(
-            Observation.area_pcode,
-            Observation.assessment_type,
-            Observation.operation,
-            Observation.value,
-        ).where(
-            Observation.variable == variable,
-            Observation.period == period,
-            col(Observation.superseded_at).is_(None),
-            col(Observation.area_pcode).in_(list(pcodes)),
-        )
-    ).all()
-    grouped: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
-    for pcode, assessment_type, operation, value in rows:
-        grouped[pcode].append((assessment_type, operation, float(value)))
-    combined = {pcode: combine_assessments(group) for pcode, group in grouped.items()}
-    return {pcode: value for pcode, value in combined.items() if value is not None}
+    frame = observations_frame(session, variables=[variable], period=period, pcodes=pcodes)
+    combined = preferred_values(frame)
+    return dict(zip(combined["pcode"].tolist(), combined["value"].tolist(), strict=True))
 
 
 def _rounded(coordinates: Any) -> Any:
@@ -364,25 +330,6 @@ def area_series(
     """The current values of ``variable`` for one area, one per period, oldest first."""
     if _visible_area(session, pcode, countries) is None:
         return []
-    rows = session.exec(
-        select(
-            Observation.period,
-            Observation.assessment_type,
-            Observation.operation,
-            Observation.value,
-        ).where(
-            Observation.area_pcode == pcode,
-            Observation.variable == variable,
-            col(Observation.superseded_at).is_(None),
-        )
-    ).all()
-    grouped: dict[date, list[tuple[str, str, float]]] = defaultdict(list)
-    for period, assessment_type, operation, value in rows:
-        grouped[period].append((assessment_type, operation, float(value)))
-    series = []
-    for period in sorted(grouped):
-        value = combine_assessments(grouped[period])
-        if value is not None:
-            series.append((period, value))
-    return series
-
+    frame = observations_frame(session, variables=[variable], pcodes=[pcode])
+    combined = preferred_values(frame)  # sorted by pcode, variable, period
+    return list(zip(combined["period"].tolist(), combined["value"].tolist(), strict=True))

@@ -46,15 +46,45 @@ class WebSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
+    """How files, URLs and API queries are ingested (riskwatch.ingest, riskwatch.fetch)."""
+
     model_config = ConfigDict(extra="forbid")
 
     max_bad_row_share: float = Field(
-        0.05, ge=0.0, le=1.0, description="Share of bad rows above which a file is refused whole."
+        0.05, ge=0.0, le=1.0,
+        description="Share of a file's bad rows above which the file is refused whole.",
     )
     offshore_max_km: float = Field(
         10.0, ge=0.0, le=500.0,
         description="Events outside every polygon go to the nearest area within this many km.",
     )
+    sources_file: Path | None = Field(
+        None,
+        description="Declared sources (TOML); empty: ./config/sources.toml, else the packaged one.",
+    )
+    url_timeout_seconds: float = Field(
+        60.0, gt=0.0, le=3600.0,
+        description="Longest wait for a URL source: each network wait and the whole download.",
+    )
+    url_max_bytes: int = Field(
+        200_000_000, ge=1,
+        description="Largest file downloaded from a URL source, in bytes.",
+    )
+
+    @field_validator("sources_file", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @property
+    def resolved_sources_file(self) -> Path:
+        """The declared-sources file: the setting, else ./config/sources.toml, else packaged."""
+        if self.sources_file is not None:
+            return self.sources_file.expanduser()
+        local = Path("config") / "sources.toml"
+        if local.is_file():
+            return local
+        return packaged_path("config", "sources.toml")
 
 
 class PrivacySettings(BaseModel):
@@ -63,6 +93,48 @@ class PrivacySettings(BaseModel):
     small_count_threshold: int = Field(
         5, ge=1, le=1000,
         description="Counts of sensitive variables below this are suppressed wherever shown.",
+    )
+
+
+class ScoringSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(
+        "default", pattern=r"^[a-z][a-z0-9_]*$",
+        description="Profile `riskwatch score` uses without --profile (indicators/profiles/).",
+    )
+    max_age_days: int = Field(
+        365, ge=1, le=36500,
+        description="An input older than this at a scoring period is not used (unless the "
+                    "indicator sets its own max_age_days).",
+    )
+    denominator_max_age_days: int = Field(
+        1826, ge=1, le=36500,
+        description="Maximum age of a denominator such as population.",
+    )
+    inherited_discount: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Weight of a value inherited from a coarser level in the reliability.",
+    )
+    min_indicators: int = Field(
+        2, ge=1, le=1000,
+        description="Fewer indicators with data than this: insufficient_data.",
+    )
+    min_weight_share: float = Field(
+        0.15, ge=0.0, le=1.0,
+        description="Less of the profile's weight with data than this: insufficient_data.",
+    )
+    period_variables: list[str] = Field(
+        default_factory=lambda: ["idps"], min_length=1,
+        description="Variables whose periods are the scoring periods (DTM reporting dates).",
+    )
+    assessment_preference: list[str] = Field(
+        default_factory=lambda: ["BA", "SA", "ETT"], min_length=1,
+        description="DTM assessment types in order of preference per area and period.",
+    )
+    extra_variables: list[str] = Field(
+        default_factory=list,
+        description="Variables that configured mappings produce, accepted as indicator inputs.",
     )
 
 
@@ -97,6 +169,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     @field_validator("data_dir", "indicators_dir", mode="before")
     @classmethod

@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import describe_field, find_columns, read_table
+from riskwatch.sources.tabular import (
+    TableRead,
+    describe_field,
+    find_columns,
+    read_table,
+    table_from_frame,
+)
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -71,7 +77,21 @@ def read_dtm_table(path: str | Path, *, sheet: str | int | None = None) -> ReadR
     admin0 pcode) are fatal. ``meta`` lists the rounds (country, operation, assessment type,
     round, reporting date), the reporting dates, and the encoding.
     """
-    table = read_table(path, sheet=sheet)
+    return _read_dtm(read_table(path, sheet=sheet))
+
+
+def read_dtm_frame(frame: pd.DataFrame) -> ReadResult:
+    """Read DTM API rows already in memory (e.g. the API's JSON records) like an export.
+
+    The frame has the export's columns (``numPresentIdpInd``, ``reportingDate``, ``admin0Pcode``,
+    ...); cells may be numbers, text or missing. The rules are those of :func:`read_dtm_table`;
+    problem rows count the records from 1.
+    """
+    return _read_dtm(table_from_frame(frame))
+
+
+def _read_dtm(table: TableRead) -> ReadResult:
+    """Validate and sum the rows of a DTM table (see :func:`read_dtm_table`)."""
     result = ReadResult(
         frame=observation_frame(),
         problems=list(table.problems),

@@ -163,6 +163,190 @@ def _months(first: dt.date, last: dt.date) -> list[dt.date]:
     return months
 
 
+# --- steps shared by the point readers (ACLED here, generic events and sites elsewhere) -------
+
+
+def area_polygons(
+    areas: gpd.GeoDataFrame,
+    result: ReadResult,
+    *,
+    what: str = "events",
+    finest_only: bool = False,
+) -> gpd.GeoDataFrame | None:
+    """The areas that have geometry, in EPSG:4326 and positional index; None when there are none.
+
+    With none, the fatal problem ``no_area_geometry`` is added to ``result``. ``finest_only``
+    keeps, per country, only the areas of its finest admin level, so that nested levels given
+    together do not compete for the same point.
+    """
+    polygons = areas[areas.geometry.notna() & ~areas.geometry.is_empty]
+    if finest_only and not polygons.empty and {"admin_level", "country_iso3"} <= set(polygons):
+        finest = polygons.groupby("country_iso3", dropna=False)["admin_level"].transform("max")
+        polygons = polygons[polygons["admin_level"] == finest]
+    if polygons.empty:
+        result.problems.append(
+            Problem(
+                rule="no_area_geometry",
+                fatal=True,
+                message=f"no area polygons to place the {what} in: load boundaries first",
+            )
+        )
+        return None
+    if polygons.crs is None:  # areas from riskwatch are always EPSG:4326
+        polygons = polygons.set_crs("EPSG:4326")
+    return polygons.to_crs("EPSG:4326").reset_index(drop=True)
+
+
+def check_dates(
+    data: pd.DataFrame, column: str, checks: RowChecks, *, what: str = "the event date"
+) -> list[dt.date | None]:
+    """Each row's date; bad (``bad_date``) and empty (``missing_date``) dates flagged."""
+    dates, date_errors = parse_date_column(data[column])
+    checks.flag_errors(date_errors, rule="bad_date", column=column, values=data[column])
+    checks.flag(
+        [d is None and e is None for d, e in zip(dates, date_errors, strict=True)],
+        rule="missing_date",
+        message=f"{what} is empty",
+        column=column,
+        values=data[column],
+    )
+    return dates
+
+
+def check_coordinates(
+    data: pd.DataFrame,
+    latitude: str,
+    longitude: str,
+    checks: RowChecks,
+    *,
+    show_values: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's (latitude, longitude) as floats; empty, non-numeric, out-of-range flagged.
+
+    ``show_values=False`` keeps the coordinates out of the problems, for points that locate
+    people (sites, cases) rather than public events.
+    """
+    coordinates = []
+    for key, column, limit in (("latitude", latitude, 90.0), ("longitude", longitude, 180.0)):
+        values, errors = parse_number_column(data[column])
+        shown = data[column] if show_values else None
+        checks.flag_errors(errors, rule="bad_coordinates", column=column, values=shown)
+        checks.flag(
+            (data[column] == "").to_numpy(),
+            rule="bad_coordinates",
+            message=f"the {key} is empty",
+            column=column,
+            values=shown,
+        )
+        checks.flag(
+            np.abs(values) > limit,
+            rule="bad_coordinates",
+            message=f"the {key} must lie between -{limit:g} and {limit:g}",
+            column=column,
+            values=shown,
+        )
+        coordinates.append(values)
+    return coordinates[0], coordinates[1]
+
+
+def place_rows(
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+    polygons: gpd.GeoDataFrame,
+    checks: RowChecks,
+    result: ReadResult,
+    *,
+    max_offshore_km: float,
+    column: str,
+    shown_values: list[str] | None = None,
+    noun: str = "event",
+) -> np.ndarray:
+    """The area position (in ``polygons``) of each row, -1 for rows not placed.
+
+    Only the rows that passed every check so far are placed. Rows farther than
+    ``max_offshore_km`` from every area are flagged ``outside_areas`` (with ``shown_values`` as
+    their value, when given); ``result`` gets a note on rows placed offshore and the counts
+    ``meta["offshore_assigned"]`` and ``meta["outside_areas"]``.
+    """
+    valid = np.flatnonzero(~checks.bad)
+    points = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy(longitude[valid], latitude[valid]), crs="EPSG:4326"
+    )
+    placed, distance_km = assign_points(points, polygons, max_offshore_km=max_offshore_km)
+    area_of = np.full(len(latitude), -1, dtype=int)
+    area_of[valid] = placed
+    outside = np.zeros(len(latitude), dtype=bool)
+    outside[valid[placed < 0]] = True
+    checks.flag(
+        outside,
+        rule="outside_areas",
+        message=f"the point is farther than {max_offshore_km:g} km from every area",
+        column=column,
+        values=shown_values,
+    )
+    offshore = valid[(placed >= 0) & (distance_km > 0)]
+    if len(offshore):
+        result.notes.append(
+            f"{len(offshore)} {noun}(s) outside every polygon placed in the nearest area "
+            f"(at most {np.nanmax(distance_km):.1f} km away)"
+        )
+    result.meta["offshore_assigned"] = int(len(offshore))
+    result.meta["outside_areas"] = int(outside.sum())
+    return area_of
+
+
+def monthly_observations(
+    counts: pd.DataFrame,
+    polygons: gpd.GeoDataFrame,
+    *,
+    countries: list[str],
+    months: list[dt.date],
+    fill_zeros: bool,
+) -> pd.DataFrame:
+    """Counts indexed by (area position, month), one column per variable -> observations.
+
+    With ``fill_zeros`` every area of ``countries`` gets every month, zero when it had no event.
+    """
+    if fill_zeros:
+        in_coverage = np.flatnonzero(polygons["country_iso3"].isin(countries).to_numpy())
+        full = pd.MultiIndex.from_product([in_coverage, months], names=["area", "period"])
+        counts = counts.reindex(full.union(counts.index), fill_value=0.0)
+    long = counts.reset_index().melt(
+        id_vars=["area", "period"], var_name="variable", value_name="value"
+    )
+    picked = polygons.iloc[long["area"].to_numpy()]
+    long["pcode"] = picked["pcode"].to_numpy(dtype=object)
+    long["admin_level"] = picked["admin_level"].to_numpy()
+    long["country_iso3"] = picked["country_iso3"].to_numpy(dtype=object)
+    return observation_frame(long.sort_values(["pcode", "period", "variable"]).drop(columns="area"))
+
+
+def record_coverage(
+    result: ReadResult, countries: list[str], months: list[dt.date], dates: list[dt.date]
+) -> None:
+    """Put the coverage (countries, months, first and last event date) in meta and notes."""
+    result.meta["coverage"] = {
+        "countries": countries,
+        "months": months,
+        "start": min(dates),
+        "end": max(dates),
+    }
+    result.notes.append(
+        "event coverage: "
+        + ", ".join(countries)
+        + f", {months[0].isoformat()} to {months[-1].isoformat()}; areas without events in "
+        "these months count zero (the first and last months may be partial)"
+    )
+
+
+def month_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The first days of the months from ``first``'s month to ``last``'s, both included."""
+    return _months(first, last)
+
+
+# --- ACLED ------------------------------------------------------------------------------------
+
+
 def read_acled_events(
     path: str | Path,
     areas: gpd.GeoDataFrame,
@@ -193,54 +377,14 @@ def read_acled_events(
     for key in _REQUIRED:
         if columns[key] is None:
             result.problems.append(missing_column(key, describe_field(_FIELDS, key)))
-    polygons = areas[areas.geometry.notna() & ~areas.geometry.is_empty]
-    if polygons.empty:
-        result.problems.append(
-            Problem(
-                rule="no_area_geometry",
-                fatal=True,
-                message="no area polygons to place the events in: load boundaries first",
-            )
-        )
-    if result.fatal:
+    polygons = area_polygons(areas, result)
+    if result.fatal or polygons is None:
         return result
-    if polygons.crs is None:  # areas from riskwatch are always EPSG:4326
-        polygons = polygons.set_crs("EPSG:4326")
-    polygons = polygons.to_crs("EPSG:4326").reset_index(drop=True)
 
     data = table.data
     checks = RowChecks(table.row_numbers)
-    dates, date_errors = parse_date_column(data[columns["date"]])
-    checks.flag_errors(
-        date_errors, rule="bad_date", column=columns["date"], values=data[columns["date"]]
-    )
-    checks.flag(
-        [d is None and e is None for d, e in zip(dates, date_errors, strict=True)],
-        rule="missing_date",
-        message="the event date is empty",
-        column=columns["date"],
-        values=data[columns["date"]],
-    )
-    coordinates = {}
-    for key, limit in (("latitude", 90.0), ("longitude", 180.0)):
-        column = columns[key]
-        values, errors = parse_number_column(data[column])
-        checks.flag_errors(errors, rule="bad_coordinates", column=column, values=data[column])
-        checks.flag(
-            (data[column] == "").to_numpy(),
-            rule="bad_coordinates",
-            message=f"the {key} is empty",
-            column=column,
-            values=data[column],
-        )
-        checks.flag(
-            np.abs(values) > limit,
-            rule="bad_coordinates",
-            message=f"the {key} must lie between -{limit:g} and {limit:g}",
-            column=column,
-            values=data[column],
-        )
-        coordinates[key] = values
+    dates = check_dates(data, columns["date"], checks)
+    latitude, longitude = check_coordinates(data, columns["latitude"], columns["longitude"], checks)
     fatalities, errors = parse_number_column(data[columns["fatalities"]])
     checks.flag_errors(
         errors, rule="bad_number", column=columns["fatalities"], values=data[columns["fatalities"]]
@@ -263,36 +407,19 @@ def read_acled_events(
         )
 
     # Place only the events that passed every other check.
-    valid = np.flatnonzero(~checks.bad)
-    points = gpd.GeoDataFrame(
-        geometry=gpd.points_from_xy(
-            coordinates["longitude"][valid], coordinates["latitude"][valid]
-        ),
-        crs="EPSG:4326",
-    )
-    placed, distance_km = assign_points(points, polygons, max_offshore_km=max_offshore_km)
-    area_of = np.full(len(data), -1, dtype=int)
-    area_of[valid] = placed
-    outside = np.zeros(len(data), dtype=bool)
-    outside[valid[placed < 0]] = True
-    checks.flag(
-        outside,
-        rule="outside_areas",
-        message=f"the point is farther than {max_offshore_km:g} km from every area",
+    area_of = place_rows(
+        latitude,
+        longitude,
+        polygons,
+        checks,
+        result,
+        max_offshore_km=max_offshore_km,
         column=columns["latitude"],
-        values=[
+        shown_values=[
             f"{y}, {x}"
             for y, x in zip(data[columns["latitude"]], data[columns["longitude"]], strict=True)
         ],
     )
-    offshore = valid[(placed >= 0) & (distance_km > 0)]
-    if len(offshore):
-        result.notes.append(
-            f"{len(offshore)} event(s) outside every polygon placed in the nearest area "
-            f"(at most {np.nanmax(distance_km):.1f} km away)"
-        )
-    result.meta["offshore_assigned"] = int(len(offshore))
-    result.meta["outside_areas"] = int(outside.sum())
     result.problems.extend(checks.problems)
     result.rows_quarantined = checks.quarantined
 
@@ -318,32 +445,10 @@ def read_acled_events(
 
     coverage_countries = _coverage_countries(data[good], columns, polygons, events["area"])
     months = _months(min(events["period"]), max(events["period"]))
-    if fill_zeros:
-        in_coverage = np.flatnonzero(polygons["country_iso3"].isin(coverage_countries).to_numpy())
-        full = pd.MultiIndex.from_product([in_coverage, months], names=["area", "period"])
-        counts = counts.reindex(full.union(counts.index), fill_value=0.0)
-    long = counts.reset_index().melt(
-        id_vars=["area", "period"], var_name="variable", value_name="value"
+    result.frame = monthly_observations(
+        counts, polygons, countries=coverage_countries, months=months, fill_zeros=fill_zeros
     )
-    picked = polygons.iloc[long["area"].to_numpy()]
-    long["pcode"] = picked["pcode"].to_numpy(dtype=object)
-    long["admin_level"] = picked["admin_level"].to_numpy()
-    long["country_iso3"] = picked["country_iso3"].to_numpy(dtype=object)
-    result.frame = observation_frame(
-        long.sort_values(["pcode", "period", "variable"]).drop(columns="area")
-    )
-    result.meta["coverage"] = {
-        "countries": coverage_countries,
-        "months": months,
-        "start": min(d for d in np.array(dates, dtype=object)[good]),
-        "end": max(d for d in np.array(dates, dtype=object)[good]),
-    }
-    result.notes.append(
-        "event coverage: "
-        + ", ".join(coverage_countries)
-        + f", {months[0].isoformat()} to {months[-1].isoformat()}; areas without events in "
-        "these months count zero (the first and last months may be partial)"
-    )
+    record_coverage(result, coverage_countries, months, list(np.array(dates, dtype=object)[good]))
     return result
 
 

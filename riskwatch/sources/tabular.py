@@ -436,3 +436,41 @@ def read_table(
         problems=problems,
         notes=notes,
     )
+
+
+# --- tables already in memory ----------------------------------------------------------------
+
+
+def _value_text(value: object) -> str:
+    """A cell of an in-memory frame as text, as :func:`read_table` would have read it."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    if isinstance(value, np.generic):  # numpy scalars from a typed column
+        value = value.item()
+    return _cell_text(value)
+
+
+def table_from_frame(frame: pd.DataFrame) -> TableRead:
+    """A :class:`TableRead` over rows already in memory, such as an API response.
+
+    Every cell becomes text the way :func:`read_table` reads a file (missing values ``""``,
+    whole floats without ``.0``, dates as ISO), so the same readers validate both. There is no
+    hashtag row; ``row_numbers`` count the records from 1.
+    """
+    headers = [str(c) for c in frame.columns]
+    data = pd.DataFrame(
+        {
+            name: pd.Series([_value_text(v) for v in frame.iloc[:, i].tolist()], dtype=object)
+            for i, name in enumerate(_unique_names(headers))
+        },
+        index=range(len(frame)),
+    )
+    return TableRead(
+        data=data,
+        headers=headers,
+        tags=[None] * len(headers),
+        row_numbers=np.arange(1, len(frame) + 1, dtype=int),
+        encoding=None,
+    )

@@ -12,6 +12,8 @@ Parsing rules (kept deliberately small, so a reviewer can predict every outcome)
   is kept), ``2022/12/31``, ``2022-12`` (first of the month), and English month names
   (``1 March 2015``, ``31-Mar-2015``, ``March 31, 2015``). All-number day/month forms such as
   ``03/04/2015`` are problems: they are ambiguous between countries' conventions.
+  :func:`parse_date_unambiguous` (for tables that mix formats) also accepts the all-number
+  forms that can be read only one way (``19/3/15``).
 """
 
 from __future__ import annotations
@@ -104,6 +106,38 @@ def parse_date(text: str) -> dt.date | None:
         except ValueError:
             continue
     raise ValueError("not a date (expected YYYY-MM-DD)")
+
+
+_NUMERIC_DAY_MONTH = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})")
+
+
+def parse_date_unambiguous(text: str) -> dt.date | None:
+    """:func:`parse_date`, also accepting all-number dates whose day/month order is certain.
+
+    ``19/3/15`` and ``03-18-14`` can be read only one way (19 and 18 are not months), and
+    ``05/05/2015`` gives the same date either way: those are accepted. ``03/04/2015`` stays a
+    problem. A two-digit year is taken as 20YY. Meant for tables that mix date formats (HXL
+    feeds assembled from several organisations); strict readers keep :func:`parse_date`.
+    """
+    try:
+        return parse_date(text)
+    except ValueError as error:
+        match = _NUMERIC_DAY_MONTH.fullmatch(text.strip())
+        if not match:
+            raise
+        first, second, year_text = match.groups()
+        year = int(year_text) + (2000 if len(year_text) == 2 else 0)
+        readings = set()
+        for day, month in ((int(first), int(second)), (int(second), int(first))):
+            try:
+                readings.add(dt.date(year, month, day))
+            except ValueError:
+                continue
+        if len(readings) == 1:
+            return readings.pop()
+        if not readings:
+            raise ValueError("not a calendar date") from None
+        raise error
 
 
 def _parse_column(
