@@ -40,7 +40,9 @@ def _fail(ctx: click.Context, message: str, code: int, exc: BaseException | None
     obj = ctx.find_object(AppContext)
     if obj is not None and obj.debug and exc is not None:
         traceback.print_exception(exc)
-    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    # The message is plain text: it may contain brackets ("[variables]") that are not markup.
+    error_console.print("[bold red]error:[/]", end=" ")
+    error_console.print(message, markup=False)
     ctx.exit(code)
 
 
