@@ -127,3 +127,22 @@ def test_packaged_and_repository_default_files_agree() -> None:
     assert repo_copy.read_text() == packaged_path("config", "riskwatch.toml").read_text()
     # Every key of the defaults file is a real setting (the file itself validates).
     load_settings(repo_copy)
+
+
+def test_the_defaults_file_lists_every_setting() -> None:
+    """config/riskwatch.toml documents every setting with its default (a user's starting point)."""
+    import tomllib
+
+    repo_copy = Path(__file__).resolve().parents[1] / "config" / "riskwatch.toml"
+    data = tomllib.loads(repo_copy.read_text())
+    defaults = load_settings()
+    for key, _ in iter_setting_keys():
+        node: object = data
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{key} missing from {repo_copy}"
+            node = node[part]
+        value: object = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+        if node != "":  # empty means "computed default" (paths, database URL)
+            assert str(node).rstrip("/") == str(value).rstrip("/"), key

@@ -66,15 +66,20 @@ def test_reliability_names_what_the_demo_does_not_have(
     demo_run: tuple[ScoreRunSummary, pd.DataFrame, tuple[str, ...]],
 ) -> None:
     summary, frame, cluster = demo_run
-    # The demo loads no site, service or border data: that dimension is missing, not low.
-    assert "ct_service_coverage" in summary.unavailable_by_country["XDM"]
-    assert "site_overcrowding" in summary.unavailable_by_country["XDM"]
+    # The demo has no border, distance-to-services or household data, and its site assessments
+    # give m2 per person, not the share below the Sphere minimum: those indicators are
+    # unavailable (named, never read as zero); the sites do give CT services and documents.
+    for indicator in ("border_proximity", "distance_to_services", "female_headed_households",
+                      "site_overcrowding"):
+        assert indicator in summary.unavailable_by_country["XDM"]
+    assert "ct_service_coverage" not in summary.unavailable_by_country["XDM"]
     last = frame[frame["period"] == max(frame["period"])]
     district = last[last["area_pcode"] == cluster[0]].iloc[0]
-    assert district["lack_of_capacity"] is None or pd.isna(district["lack_of_capacity"])
+    assert district["lack_of_capacity"] is not None and not pd.isna(district["lack_of_capacity"])
     drivers = district["drivers"]
-    assert drivers["missing_dimensions"] == ["lack_of_capacity"]
-    assert drivers["unavailable"]["ct_service_coverage"] == "no_data"
+    assert drivers["missing_dimensions"] == []
+    assert drivers["unavailable"]["border_proximity"] == "no_data"
+    assert "ct_service_coverage" in drivers["indicators"]
     # IPC is published by admin1: the district inherits its region's value, discounted.
     assert drivers["indicators"]["food_insecurity_ipc3plus"]["inherited"] is True
     assert 0 < district["reliability"] < drivers["weight_share"] <= 1

@@ -151,7 +151,8 @@ def test_demo_sites_match_an_independent_computation(tmp_path: Path) -> None:
     expected = pd.DataFrame(
         {
             "idps_in_sites": grouped["individuals"].sum(),
-            "site_overcrowding": grouped["site_area_m2"].sum() / grouped["individuals"].sum(),
+            "site_area_per_person_m2": grouped["site_area_m2"].sum()
+            / grouped["individuals"].sum(),
             "ct_service_coverage": grouped["ct"].mean(),
             "civil_documentation_share": grouped["docs_people"].sum()
             / grouped["individuals"].sum(),
@@ -165,8 +166,8 @@ def test_demo_sites_match_an_independent_computation(tmp_path: Path) -> None:
     # The planted surge cluster has crowded sites and few CT services.
     cluster = got.index.isin(files.surge_cluster)
     assert (
-        got.loc[cluster, "site_overcrowding"].median()
-        < got.loc[~cluster, "site_overcrowding"].median()
+        got.loc[cluster, "site_area_per_person_m2"].median()
+        < got.loc[~cluster, "site_area_per_person_m2"].median()
     )
 
 

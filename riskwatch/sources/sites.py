@@ -16,7 +16,7 @@ the mapping's ``period``) and what to compute with ``[[rules]]``, per area and p
 * ``ratio``: sum(``numerator``) / sum(``denominator``) over the sites having both - a ratio of
   sums, so the area's figure is the one for all its sites together.
 
-``site_overcrowding`` in the demo mapping (:data:`DEMO_SITE_RULES_TOML`) is such a ratio:
+``site_area_per_person_m2`` in the demo mapping (:data:`DEMO_SITE_RULES_TOML`) is such a ratio:
 ``site_area_m2 / individuals``, the square metres of site per person. LOWER means MORE crowded
 (Sphere's planning figure for camp-type settlements is about 45 m2 per person), so an indicator
 built on it must invert it (riskier when lower).
@@ -67,7 +67,7 @@ rule = "sum"
 column = "individuals"
 
 [[rules]]
-variable = "site_overcrowding"      # m2 of site per person: LOWER means MORE crowded
+variable = "site_area_per_person_m2"  # m2 of site per person: LOWER means MORE crowded
 rule = "ratio"
 numerator = "site_area_m2"
 denominator = "individuals"
