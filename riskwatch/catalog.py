@@ -605,13 +605,13 @@ def _indicator_problems(
             add(f"transform[{index}].op",
                 f"{step.op!r} reads a variable and can only be the first step")
         for attribute in ("variable", "denominator"):
-            name = getattr(step, attribute, None)
-            if name is None:
+            referenced: str | None = getattr(step, attribute, None)
+            if referenced is None:
                 continue
-            used.add(name)
-            if name not in indicator.inputs:
+            used.add(referenced)
+            if referenced not in indicator.inputs:
                 add(f"transform[{index}].{attribute}",
-                    f"{name!r} is not listed in inputs ({', '.join(indicator.inputs)})")
+                    f"{referenced!r} is not listed in inputs ({', '.join(indicator.inputs)})")
     for index, name in enumerate(indicator.inputs):
         if name not in used:
             add(f"inputs[{index}]", f"input {name!r} is not used by any transform step")

@@ -1,8 +1,8 @@
 """Data out: what `riskwatch export WHAT` exports (CONTRACTS.md, "Exports"), loaded and checked.
 
 - **Specs**: each export as columns with their HXL tags and kinds (:data:`EXPORT_SPECS`).
-  Scores, hotspots and alerts are declared already; they get a loader (a function returning an
-  :class:`ExportTable`) when the scoring engine produces them, and every format then works.
+  Areas, observations, scores and hotspots have a loader (a function returning an
+  :class:`ExportTable`); alerts are declared and get one when alerts are evaluated.
 - **Loading**: :func:`build_export` reads one frame of exactly the spec's columns (observations
   through :mod:`riskwatch.observations`), blanks small counts of sensitive variables
   (:mod:`riskwatch.privacy`) and gathers what travels with every export (:class:`ExportAbout`:
@@ -28,7 +28,7 @@ from sqlalchemy import select as sql_select  # sqlmodel's select stops at four c
 from sqlmodel import Session, col, select
 
 from riskwatch.db.migrate import schema_state
-from riskwatch.db.models import Area, IngestBatch, ScoreRun, Source
+from riskwatch.db.models import Area, AreaScore, Hotspot, IngestBatch, ScoreRun, Source
 from riskwatch.errors import RiskwatchError, UsageError
 from riskwatch.observations import finest_observed_level, known_variables, observations_frame
 from riskwatch.privacy import is_sensitive, sensitivity_label, suppress_small_counts
@@ -433,14 +433,178 @@ def _suppress(frame: pd.DataFrame, threshold: int) -> int:
 
 _SCORE_RUN_MISSING = "not available yet: the scoring engine has not produced any score run"
 
+
+# --- scores and hotspots -------------------------------------------------------------------------
+#: The hotspot variables a score run computes (CONTRACTS.md: "hotspots of the risk score unless
+#: --variable names an indicator"); indicator hotspots are not computed yet.
+HOTSPOT_VARIABLES: tuple[str, ...] = ("risk",)
+
+
+def _score_run(session: Session, request: ExportRequest) -> ScoreRun:
+    """The run asked for (``--run``), else the latest succeeded one (known at ``--as-of``)."""
+    if request.run is not None:
+        run = session.get(ScoreRun, request.run)
+        if run is None:
+            raise ExportRefused(f"no score run {request.run}")
+        if run.status != "succeeded":
+            raise ExportRefused(f"score run {request.run} did not succeed ({run.status})")
+        return run
+    statement = select(ScoreRun).where(ScoreRun.status == "succeeded")
+    if request.as_of is not None:
+        # The run a user would have seen then: the latest finished by that time.
+        statement = statement.where(col(ScoreRun.finished_at) <= request.as_of)
+    latest = session.exec(statement.order_by(col(ScoreRun.id).desc())).first()
+    if latest is None:
+        if request.as_of is not None:
+            raise ExportRefused(f"no score run had finished by {_iso_utc(request.as_of)}")
+        raise ExportRefused("nothing to export: the scoring engine has not produced any score "
+                            "run yet; run `riskwatch score` first")
+    return latest
+
+
+def _run_rows(
+    session: Session, request: ExportRequest, table: Any, columns: list[Any], names: list[str],
+    *extra: Any,
+) -> tuple[ScoreRun, int, str | None, pd.DataFrame]:
+    """One period of a run's rows of ``table`` (AreaScore or Hotspot) at one admin level.
+
+    The level defaults to the finest the run scored; the period to each country's latest one
+    in the run (countries are scored at their own DTM dates), or ``--period``.
+    """
+    run = _score_run(session, request)
+    assert run.id is not None
+    joined = col(Area.pcode) == table.area_pcode
+    where = [table.run_id == run.id, *extra]
+    if request.country:
+        where.append(col(Area.country_iso3) == request.country)
+    default_note = None
+    level = request.level
+    if level is None:
+        finest = session.execute(
+            sql_select(func.max(Area.admin_level)).join(table, joined).where(*where)
+        ).scalar_one_or_none()
+        if finest is None:  # the run has no rows here: an empty export at the finest level
+            finest = max(_area_levels(session, request.country))
+        level, default_note = int(finest), "finest scored"
+    else:
+        _check_level(session, level, request.country)
+    where.append(col(Area.admin_level) == level)
+    if request.period is not None:
+        where.append(table.period == request.period)
+    statement = sql_select(*columns, col(Area.admin_level), col(Area.country_iso3)).join(
+        Area, joined).where(*where)
+    rows = [tuple(row) for row in session.execute(statement).all()]
+    frame = pd.DataFrame(rows, columns=[*names, "admin_level", "country"], dtype="object")
+    if request.period is None and not frame.empty:
+        latest = frame.groupby("country")["period"].transform("max")
+        frame = frame[frame["period"] == latest]
+    frame = frame.sort_values(["pcode", "period"], kind="stable", ignore_index=True)
+    return run, level, default_note, frame
+
+
+def _run_about(
+    session: Session, request: ExportRequest, what: str, run: ScoreRun, level: int,
+    default_note: str | None, rows: int, threshold: int,
+) -> ExportAbout:
+    filters = {"level": f"{level} ({default_note})" if default_note else str(level)}
+    if what == "hotspots":
+        filters["variable"] = request.variable or "risk"
+    filters["period"] = (request.period.isoformat() if request.period
+                         else "latest of each country")
+    filters["country"] = request.country or "all"
+    filters["run"] = str(run.id) if request.run is not None else f"{run.id} (latest)"
+    if request.as_of is not None:
+        filters["as_of"] = _iso_utc(request.as_of)
+    # The run used what had been ingested by its data time: those batches' sources.
+    batch_ids = [int(b) for b in session.exec(
+        select(IngestBatch.id).where(col(IngestBatch.started_at) <= run.data_as_of)
+    ).all() if b is not None]
+    return ExportAbout(
+        what=what, filters=filters, sources=_sources_of_batches(session, sorted(batch_ids)),
+        sensitivity=sensitivity_label([], threshold), schema_revision=_schema_revision(session),
+        rows=rows, threshold=threshold,
+    )
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def load_scores(
+    session: Session, request: ExportRequest, threshold: int, with_geometry: bool
+) -> ExportTable:
+    """A run's area scores: one row per area for one period (each country's latest)."""
+    columns = [col(AreaScore.area_pcode), col(AreaScore.period), col(AreaScore.risk),
+               col(AreaScore.risk_class), col(AreaScore.reliability), col(AreaScore.exposure),
+               col(AreaScore.vulnerability), col(AreaScore.lack_of_capacity),
+               col(AreaScore.drivers)]
+    names = ["pcode", "period", "risk", "risk_class", "reliability", "exposure",
+             "vulnerability", "lack_of_capacity", "drivers"]
+    run, level, note, raw = _run_rows(session, request, AreaScore, columns, names)
+    frame = pd.DataFrame({
+        "pcode": raw["pcode"].astype("str"),
+        "admin_level": raw["admin_level"].astype("int64"),
+        "period": raw["period"],
+        **{name: _numbers(raw[name]) for name in ("risk",)},
+        "risk_class": raw["risk_class"].astype("str"),
+        **{name: _numbers(raw[name]) for name in ("reliability", "exposure", "vulnerability",
+                                                  "lack_of_capacity")},
+        "top_drivers": raw["drivers"].map(
+            lambda d: (d or {}).get("top_drivers", "") if isinstance(d, dict) else ""
+        ).astype("str"),
+        "run": pd.Series([run.id] * len(raw), dtype="int64"),
+    })
+    about = _run_about(session, request, "scores", run, level, note, len(frame), threshold)
+    geometries = _geometries(session, level, request.country) if with_geometry else {}
+    return ExportTable(_SPECS_BY_NAME["scores"], frame, about, geometries)
+
+
+def load_hotspots(
+    session: Session, request: ExportRequest, threshold: int, with_geometry: bool
+) -> ExportTable:
+    """A run's hotspots of the risk score: one row per area for one period."""
+    variable = request.variable or "risk"
+    if variable not in HOTSPOT_VARIABLES:
+        raise ExportRefused(
+            f"no hotspots of {variable!r}: score runs compute hotspots of the risk score only "
+            "(--variable risk, the default); hotspots of single indicators are not computed yet"
+        )
+    columns = [col(Hotspot.area_pcode), col(Hotspot.period), col(Hotspot.variable),
+               col(Hotspot.gi_z), col(Hotspot.p_value), col(Hotspot.p_fdr),
+               col(Hotspot.hotspot_class), col(Hotspot.temporal_class), col(Hotspot.surge),
+               col(Hotspot.surge_size)]
+    names = ["pcode", "period", "variable", "gi_z", "p_value", "p_fdr", "hotspot_class",
+             "temporal_class", "surge", "surge_size"]
+    run, level, note, raw = _run_rows(session, request, Hotspot, columns, names,
+                                      col(Hotspot.variable) == variable)
+    surge = raw["surge"].astype(bool)
+    frame = pd.DataFrame({
+        "pcode": raw["pcode"].astype("str"),
+        "admin_level": raw["admin_level"].astype("int64"),
+        "period": raw["period"],
+        "variable": raw["variable"].astype("str"),
+        **{name: _numbers(raw[name]) for name in ("gi_z", "p_value", "p_fdr")},
+        "hotspot_class": raw["hotspot_class"].astype("str"),
+        "temporal_class": raw["temporal_class"].astype("str"),
+        "surge": surge.map({True: "true", False: "false"}).astype("str"),
+        # CONTRACTS.md: the increase that triggered a surge, empty when there is none.
+        "surge_size": _numbers(raw["surge_size"]).where(surge),
+        "run": pd.Series([run.id] * len(raw), dtype="int64"),
+    })
+    about = _run_about(session, request, "hotspots", run, level, note, len(frame), threshold)
+    geometries = _geometries(session, level, request.country) if with_geometry else {}
+    return ExportTable(_SPECS_BY_NAME["hotspots"], frame, about, geometries)
+
+
 EXPORT_SPECS: tuple[ExportSpec, ...] = (
     ExportSpec("areas", _AREA_COLUMNS, frozenset({"level", "country"}), load_areas),
     ExportSpec("observations", _OBSERVATION_COLUMNS,
                frozenset({"level", "variable", "period", "country", "as_of"}), load_observations),
     ExportSpec("scores", _SCORE_COLUMNS,
-               frozenset({"level", "period", "country", "run", "as_of"})),
+               frozenset({"level", "period", "country", "run", "as_of"}), load_scores),
     ExportSpec("hotspots", _HOTSPOT_COLUMNS,
-               frozenset({"level", "variable", "period", "country", "run", "as_of"})),
+               frozenset({"level", "variable", "period", "country", "run", "as_of"}),
+               load_hotspots),
     ExportSpec("alerts", _ALERT_COLUMNS, frozenset({"level", "country", "run"})),
 )
 _SPECS_BY_NAME = {spec.what: spec for spec in EXPORT_SPECS}

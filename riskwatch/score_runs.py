@@ -12,7 +12,8 @@ the scheduler call it). It
 3. scores every area at every period (:func:`riskwatch.scoring.score_areas`);
 4. writes, in ONE transaction, the :class:`ScoreRun` (profile version and hash, data as-of time,
    parameters and their hash, boundary fingerprint), one :class:`AreaScore` per area and period,
-   and whatever the ``extra_stages`` add to the same run (hotspots, surges), then marks the run
+   and whatever the stages add to the same run (by default hotspots and surges:
+   :mod:`riskwatch.hotspot_stage`), then marks the run
    succeeded. A failure leaves no partial run: a ``failed`` run row records the attempt.
 
 ``as_of`` reproduces an earlier run: same data, same profile version, and the parameters of the
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -41,6 +43,7 @@ from riskwatch.config import Settings
 from riskwatch.db.engine import session_scope
 from riskwatch.db.models import Area, AreaScore, IndicatorProfile, ScoreRun
 from riskwatch.errors import RiskwatchError
+from riskwatch.hotspot_stage import hotspot_stage
 from riskwatch.observations import observations_frame, preferred_values
 from riskwatch.scoring import ScoreTable, ScoringParams, score_areas
 from riskwatch.timeutil import iso_utc, to_utc, utcnow
@@ -65,6 +68,10 @@ class ScoreRunContext:
 #: A stage added to a score run (e.g. hotspots): it writes its rows with ``context.session``.
 Stage = Callable[[ScoreRunContext], None]
 
+#: What every score run computes besides the scores (CONTRACTS.md: `score` makes scores *and*
+#: hotspots/surges in one run), before any ``extra_stages``.
+DEFAULT_STAGES: tuple[Stage, ...] = (hotspot_stage,)
+
 
 @dataclass
 class ScoreRunSummary:
@@ -85,6 +92,7 @@ class ScoreRunSummary:
     latest_period: date | None = None
     class_counts: dict[str, int] = field(default_factory=dict)  # each country's latest period
     unavailable_by_country: dict[str, list[str]] = field(default_factory=dict)
+    missing_dimensions_by_country: dict[str, list[str]] = field(default_factory=dict)
     # (pcode, admin level, period, risk, class, top drivers) of the highest risks
     top_areas: list[tuple[str, int, date, float, str, str]] = field(default_factory=list)
     message: str | None = None  # set when there was nothing to score
@@ -117,8 +125,14 @@ def run_score(
     as_of: datetime | None = None,
     catalog_dir: Path | None = None,
     extra_stages: Sequence[Stage] = (),
+    stages: Sequence[Stage] | None = None,
 ) -> ScoreRunSummary:
-    """Create one score run (see the module docstring); RiskwatchError when refused."""
+    """Create one score run (see the module docstring); RiskwatchError when refused.
+
+    ``stages`` replaces :data:`DEFAULT_STAGES` (``()``: scores only, for tests of the run
+    itself); ``extra_stages`` run after them.
+    """
+    run_stages = [*(DEFAULT_STAGES if stages is None else stages), *extra_stages]
     name = profile or settings.scoring.profile
     summary = ScoreRunSummary(run_id=None, profile_name=name)
     if as_of is None:
@@ -175,7 +189,7 @@ def run_score(
             assert run.id is not None
             _write_area_scores(session, run.id, table)
             context = ScoreRunContext(session, run, table, model, observations, areas, settings)
-            for stage in extra_stages:
+            for stage in run_stages:
                 stage(context)
             run.status = "succeeded"
             run.finished_at = utcnow()
@@ -253,10 +267,11 @@ def _latest_run_of_profile(session: Session, name: str, as_of: datetime) -> Scor
 
 def load_areas(session: Session) -> pd.DataFrame:
     """Every area (pcode, admin_level, parent_pcode, country_iso3, boundary_version)."""
-    rows = session.exec(
-        select(Area.pcode, Area.admin_level, Area.parent_pcode, Area.country_iso3,
-               Area.boundary_version).order_by(Area.pcode)
-    ).all()
+    statement = sa_select(
+        col(Area.pcode), col(Area.admin_level), col(Area.parent_pcode), col(Area.country_iso3),
+        col(Area.boundary_version),
+    ).order_by(col(Area.pcode))
+    rows = session.connection().execute(statement).all()
     return pd.DataFrame(rows, columns=["pcode", "admin_level", "parent_pcode", "country_iso3",
                                        "boundary_version"])
 
@@ -345,6 +360,7 @@ def _summarise(summary: ScoreRunSummary, table: ScoreTable) -> None:
     latest = table.latest()
     summary.class_counts = {k: int(v) for k, v in latest["risk_class"].value_counts().items()}
     summary.unavailable_by_country = table.unavailable_by_country()
+    summary.missing_dimensions_by_country = table.missing_dimensions_by_country()
     ranked = latest.dropna(subset=["risk"]).sort_values(
         ["risk", "pcode"], ascending=[False, True]
     ).head(10)

@@ -53,6 +53,7 @@ class Grid:
     area_of_unit: np.ndarray  # int64, per unit
     day_of_unit: np.ndarray  # int64, per unit
     n_areas: int
+    keys: np.ndarray  # area * DAY_SPAN + day, sorted
 
     @classmethod
     def build(cls, days_of_area: list[np.ndarray]) -> Grid:
@@ -60,16 +61,12 @@ class Grid:
         counts = np.array([len(d) for d in days_of_area], dtype=np.int64)
         days = (np.concatenate([np.asarray(d, dtype=np.int64) for d in days_of_area])
                 if len(days_of_area) else np.zeros(0, dtype=np.int64))
-        return cls(np.repeat(np.arange(len(days_of_area), dtype=np.int64), counts), days,
-                   len(days_of_area))
+        area = np.repeat(np.arange(len(days_of_area), dtype=np.int64), counts)
+        return cls(area, days, len(days_of_area), area * DAY_SPAN + days)
 
     @property
     def n_units(self) -> int:
         return len(self.area_of_unit)
-
-    @property
-    def keys(self) -> np.ndarray:
-        return self.area_of_unit * DAY_SPAN + self.day_of_unit
 
     def unit_of(self, area: np.ndarray, day: np.ndarray) -> np.ndarray:
         """The unit of each (area, day), -1 where the grid has none."""
@@ -100,6 +97,7 @@ class Series:
     day: np.ndarray  # int64
     value: np.ndarray  # float64
     inherited: np.ndarray  # bool: the row itself was inherited by the caller
+    keys: np.ndarray  # area * DAY_SPAN + day, sorted and unique
 
     @classmethod
     def from_arrays(
@@ -120,11 +118,7 @@ class Series:
             keys, area, day, values, flags = (a[order] for a in (keys, area, day, values, flags))
         if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
             raise ValueError("a series holds two values for the same area and period")
-        return cls(area, day, values, flags)
-
-    @property
-    def keys(self) -> np.ndarray:
-        return self.area * DAY_SPAN + self.day
+        return cls(area, day, values, flags, keys)
 
     def __len__(self) -> int:
         return len(self.area)

@@ -354,7 +354,7 @@ def test_gpkg_of_areas_keeps_gazetteer_areas(run: Exporter, tmp_path: Path) -> N
                                                                         "ct_cases, idps"),
         (["areas", "--format", "csv", "--level", "4"], 1, "levels loaded: 0, 1, 2"),
         (["scores", "--format", "csv"], 1,
-         "not available yet: the scoring engine has not produced any score run"),
+         "nothing to export: the scoring engine has not produced any score run"),
         (["hotspots", "--format", "geojson"], 1, "has not produced any score run"),
         (["alerts", "--format", "csv"], 1, "has not produced any score run"),
         (["areas", "--format", "csv", "--out", "missing/areas.csv"], 1, "does not exist"),

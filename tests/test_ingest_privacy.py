@@ -100,7 +100,7 @@ def test_every_shared_data_table_passes(shared_data: Path) -> None:
         assert found == [], f"{path.name}: {[str(c) for c in found]}"
 
 
-def test_a_file_with_personal_data_is_refused_whole_through_the_cli(
+def test_a_file_with_personal_data_is_refused_whole_unless_declared_aggregate(
     database_url: str, tmp_path: Path
 ) -> None:
     migrate(database_url)
@@ -124,16 +124,15 @@ def test_a_file_with_personal_data_is_refused_whole_through_the_cli(
     assert {c["column"] for c in batch.report["personal_data"]} == {"Full name", "Phone"}
     assert "Amina" not in str(batch.report)  # the report names columns, never their values
 
-
-def test_columns_declared_aggregate_in_the_mapping_pass(database_url: str, tmp_path: Path) -> None:
-    migrate(database_url)
-    path = tmp_path / "services.csv"
-    # "mobile" here counts mobile teams per province: an aggregate the source declares.
-    path.write_text("pcode,mobile,population\nAFG,3,100\n", encoding="utf-8")
-    mapping = tmp_path / "mapping.toml"
-    mapping.write_text('period = 2024-01-01\naggregate_columns = ["mobile"]\n'
-                       '[variables]\npopulation = "population"\n')
-    ingest(database_url, "--file", str(path), "--kind", "table", "--mapping", str(mapping))
+    # "mobile" here counts mobile teams per province: an aggregate the mapping declares.
+    services = tmp_path / "services.csv"
+    services.write_text("pcode,mobile,population\nAFG,3,100\n", encoding="utf-8")
+    declared = tmp_path / "declared.toml"
+    declared.write_text('period = 2024-01-01\naggregate_columns = ["mobile"]\n'
+                        '[variables]\npopulation = "population"\n')
+    ingest(database_url, "--file", str(services), "--kind", "table", "--mapping", str(mapping),
+           code=1)
+    ingest(database_url, "--file", str(services), "--kind", "table", "--mapping", str(declared))
     assert count(database_url, Observation) == 1
-    assert batches(database_url)[-1].status == "succeeded"
-    assert count(database_url, IngestBatch) == 1
+    assert [b.status for b in batches(database_url)] == ["refused", "refused", "succeeded"]
+    assert count(database_url, IngestBatch) == 3

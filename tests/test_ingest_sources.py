@@ -138,25 +138,6 @@ schedule = "0 6 * * 1"
     assert count(database_url, Observation) == 1
 
 
-def test_a_dtm_api_source_without_a_key_fails_naming_the_variable(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DTMAPI_SUBSCRIPTION_KEY", raising=False)
-    migrate(database_url)
-    write_sources(tmp_path / "config" / "sources.toml", """
-[[source]]
-id = "afg-dtm"
-kind = "dtm"
-query = { country = "AFG", admin_level = 2, from_date = 2022-01-01 }
-""")
-    result = ingest(database_url, "afg-dtm", code=1)
-    assert "DTMAPI_SUBSCRIPTION_KEY" in result.output
-    batch = batches(database_url)[-1]
-    assert (batch.source_id, batch.status) == ("afg-dtm", "failed")
-    assert batch.location.startswith("dtm-api:") and '"from_date": "2022-01-01"' in batch.location
-    assert count(database_url, Observation) == 0
-
-
 def test_a_dtm_api_source_stores_its_query_as_lineage(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,8 +152,6 @@ def test_a_dtm_api_source_stores_its_query_as_lineage(
         asked.append({"query": query, "key": subscription_key})
         return read_dtm_table(recorded)
 
-    monkeypatch.setattr(dtm_api, "read_dtm_api", answer)
-    monkeypatch.setenv("DTMAPI_SUBSCRIPTION_KEY", "test-key")
     migrate(database_url)
     write_sources(tmp_path / "config" / "sources.toml", """
 [[source]]
@@ -181,11 +160,21 @@ kind = "dtm"
 query = { country = "AFG", admin_level = 0, from_date = 2001-01-01 }
 expected_cadence_days = 90
 """)
+    # Without a key the real reader refuses before any request, naming the variable.
+    monkeypatch.delenv("DTMAPI_SUBSCRIPTION_KEY", raising=False)
+    result = ingest(database_url, "afg-dtm", code=1)
+    assert "DTMAPI_SUBSCRIPTION_KEY" in result.output
+    failed = batches(database_url)[-1]
+    assert (failed.source_id, failed.status) == ("afg-dtm", "failed")
+    assert '"from_date": "2001-01-01"' in failed.location
+
+    monkeypatch.setattr(dtm_api, "read_dtm_api", answer)
+    monkeypatch.setenv("DTMAPI_SUBSCRIPTION_KEY", "test-key")
     ingest(database_url, "afg-dtm")
     ingest(database_url, "afg-dtm")
     query_json = {"country": "AFG", "admin_level": 0, "from_date": "2001-01-01"}
     assert asked == [{"query": query_json, "key": "test-key"}] * 2
-    first, second = batches(database_url)
+    first, second = batches(database_url)[1:]
     assert (first.status, second.status) == ("succeeded", "unchanged")
     assert first.report["query"] == query_json and first.location.startswith("dtm-api:")
     assert first.content_hash == second.content_hash  # the same answer, the same identity

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from riskwatch.catalog import Indicator, Profile, ScoringModel
-from riskwatch.scoring import ScoringParams, score_areas, scoring_periods, top_drivers
+from riskwatch.scoring import ScoringParams, score_areas, top_drivers
 
 JAN = date(2024, 1, 31)
 
@@ -255,14 +255,18 @@ def test_each_country_is_scored_at_its_own_periods() -> None:
     feb = date(2024, 2, 29)
     data = observations([("A11", "idps", JAN, 10.0), ("B1", "idps", feb, 20.0),
                          ("B1", "children_share", date(2023, 6, 1), 0.4)])
-    assert scoring_periods(data, ["idps"]) == {"AAA": [JAN], "BBB": [feb]}
-    # Without the period variables, a country's periods are all of its own.
-    assert scoring_periods(data, ["nothing"])["BBB"] == [date(2023, 6, 1), feb]
     model = make_model(make_indicator("kids", "children_share"))
     table = score_areas(data, model, areas=AREAS)
     periods = table.units.groupby("country_iso3")["period"].unique()
     assert list(periods["AAA"]) == [JAN] and list(periods["BBB"]) == [feb]
     assert len(table.units) == 6
+    # Without the period variables, a country's periods are those of all its inputs.
+    other = score_areas(data, model, ScoringParams(period_variables=("nothing",)), areas=AREAS)
+    periods = other.units.groupby("country_iso3")["period"].unique()
+    assert list(periods["BBB"]) == [date(2023, 6, 1)] and "AAA" not in periods
+    # Given periods apply to every country.
+    given = score_areas(data, model, areas=AREAS, periods=[feb])
+    assert set(given.units["period"]) == {feb} and len(given.units) == 6
 
 
 def test_top_drivers_format() -> None:

@@ -82,3 +82,4 @@ def test_reliability_reflects_the_indicators_really_present(
     # No population, events or services for Afghanistan: reported as unavailable there.
     assert {"idps_share_of_population", "ct_service_coverage"} <= set(
         summary.unavailable_by_country["AFG"])
+    assert summary.missing_dimensions_by_country["AFG"] == ["lack_of_capacity"]

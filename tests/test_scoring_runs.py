@@ -192,7 +192,7 @@ def test_extra_stages_write_in_the_same_run_and_a_failure_leaves_no_partial_run(
             context.session.add(Hotspot(run_id=context.run.id, area_pcode=row.pcode,
                                         period=row.period, variable="risk"))
 
-    summary = run_score(engine, settings, extra_stages=[hotspots])
+    summary = run_score(engine, settings, stages=(), extra_stages=[hotspots])
     assert seen["rows"] == len(AREAS) * 2
     with Session(engine) as session:
         stored = session.exec(select(Hotspot).where(Hotspot.run_id == summary.run_id)).all()
@@ -227,6 +227,13 @@ def test_score_command(engine: Engine, settings: Settings, monkeypatch: pytest.M
     assert "Scored 5 areas at 2 period(s) (10 scores), 2025-01-31 to 2025-04-30." in result.output
     assert "Unavailable in TST (no data for their inputs, not counted as zero): " \
            "border_proximity" in result.output
+    assert "No data at all in TST for: lack_of_capacity (risk computed from the other " \
+           "dimensions, reliability lowered)." in result.output
+    # Hotspots come with every run: no geometry here, so none is hot; the IDP surges show.
+    assert "Hotspots of the risk in TST (2025-04-30): hot_99 0, hot_95 0, hot_90 0." \
+        in result.output
+    assert "IDP surges in the latest period: 2 area(s): TST0103 (+24,000); TST0102 " \
+           "(+8,000)." in result.output
     as_of = result.output.split("data as of ")[1].split(",")[0]
 
     reproduced = runner.invoke(cli, ["score", "--as-of", as_of])
@@ -244,3 +251,4 @@ def test_score_command(engine: Engine, settings: Settings, monkeypatch: pytest.M
         jobs = session.exec(select(JobRun).where(JobRun.job == "score").order_by(JobRun.id)).all()
     assert [j.status for j in jobs] == ["succeeded", "succeeded", "failed", "failed"]
     assert jobs[0].counts["area_scores"] == 10 and jobs[0].finished_at <= utcnow()
+    assert jobs[0].counts["surging_areas_latest_period"] == 2

@@ -73,11 +73,15 @@ def parse_country(text: str | None) -> str | None:
               help="csv (with an HXL row), geojson or gpkg; html and png come with the map.")
 @click.option("--level", type=click.IntRange(min=0),
               help="Admin level (default: the finest loaded; for observations, with data).")
-@click.option("--variable", metavar="V", help="Only this variable (observations).")
-@click.option("--period", metavar="YYYY-MM-DD", help="Only this period (observations).")
+@click.option("--variable", metavar="V",
+              help="Only this variable (observations); hotspots of this indicator (default: "
+                   "the risk score, the only one computed now).")
+@click.option("--period", metavar="YYYY-MM-DD",
+              help="Only this period (observations; scores and hotspots: default each "
+                   "country's latest).")
 @click.option("--country", metavar="ISO3", help="Only this country's areas.")
 @click.option("--run", "run_id", type=click.IntRange(min=1), metavar="ID",
-              help="Score run (scores, hotspots; default: the latest).")
+              help="Score run (scores, hotspots; default: the latest succeeded).")
 @click.option("--as-of", "as_of", metavar="DATETIME",
               help="Values as known then (ISO 8601; naive = UTC). Default: current versions.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
@@ -95,7 +99,7 @@ def export(
     as_of: str | None,
     out: Path | None,
 ) -> None:
-    """Export WHAT (areas, observations; scores, hotspots, alerts once scored) as FMT.
+    """Export WHAT (areas, observations, scores, hotspots; alerts once evaluated) as FMT.
 
     Every export carries its sources' attribution and licence and a sensitivity label: inside
     the file for geojson and gpkg, in PATH.about.txt beside a csv --out PATH. Small counts of

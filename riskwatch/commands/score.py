@@ -10,11 +10,14 @@ from typing import Any
 import click
 from rich.table import Table
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from riskwatch.catalog import INSUFFICIENT_DATA, RISK_CLASSES
 from riskwatch.clikit import app_context, console, error_console
 from riskwatch.db.engine import session_scope
 from riskwatch.db.models import JobRun
+from riskwatch.hotspot_stage import HotspotSummary, summarise_hotspots
+from riskwatch.hotspots import HOT_CLASSES, HOTSPOT_CLASSES
 from riskwatch.score_runs import ScoreRunSummary, run_score
 from riskwatch.timeutil import utcnow
 
@@ -54,8 +57,18 @@ def score(ctx: click.Context, profile: str | None, as_of: datetime | None) -> No
     except Exception as exc:
         _finish_job(engine, job, "failed", {}, str(exc))
         raise
-    _finish_job(engine, job, "succeeded", _counts(summary), None)
+    hotspots = _hotspots(engine, summary)
+    _finish_job(engine, job, "succeeded", _counts(summary, hotspots), None)
     _print(summary, reproduced=as_of is not None)
+    if hotspots is not None:
+        _print_hotspots(hotspots)
+
+
+def _hotspots(engine: Engine, summary: ScoreRunSummary) -> HotspotSummary | None:
+    if summary.run_id is None:
+        return None
+    with Session(engine) as session:
+        return summarise_hotspots(session, summary.run_id)
 
 
 def _start_job(engine: Engine) -> int:
@@ -79,8 +92,8 @@ def _finish_job(
         session.add(job)
 
 
-def _counts(summary: ScoreRunSummary) -> dict[str, Any]:
-    return {
+def _counts(summary: ScoreRunSummary, hotspots: HotspotSummary | None) -> dict[str, Any]:
+    counts: dict[str, Any] = {
         "run_id": summary.run_id,
         "profile": summary.profile_name,
         "profile_version": summary.profile_version,
@@ -90,7 +103,13 @@ def _counts(summary: ScoreRunSummary) -> dict[str, Any]:
         "latest_period": summary.latest_period.isoformat() if summary.latest_period else None,
         "classes_latest_period": summary.class_counts,
         "unavailable_by_country": summary.unavailable_by_country,
+        "missing_dimensions_by_country": summary.missing_dimensions_by_country,
     }
+    if hotspots is not None:
+        counts["hot_areas_latest_period"] = {
+            country: classes for country, (_, classes) in hotspots.hot_by_country.items()}
+        counts["surging_areas_latest_period"] = len(hotspots.surging)
+    return counts
 
 
 def _exact_utc(value: datetime | None) -> str:
@@ -129,6 +148,11 @@ def _print(summary: ScoreRunSummary, *, reproduced: bool) -> None:
         if missing:
             console.print(f"Unavailable in {country} (no data for their inputs, not counted as "
                           f"zero): {', '.join(missing)}.", markup=False)
+        dimensions = summary.missing_dimensions_by_country.get(country)
+        if dimensions:
+            console.print(f"No data at all in {country} for: {', '.join(dimensions)} (risk "
+                          "computed from the other dimensions, reliability lowered).",
+                          markup=False)
     if summary.top_areas:
         table = Table(title="Highest risk in the latest period")
         for column in ("pcode", "level", "period", "risk", "class", "top drivers"):
@@ -137,6 +161,26 @@ def _print(summary: ScoreRunSummary, *, reproduced: bool) -> None:
             table.add_row(pcode, str(level), period.isoformat(), f"{risk:.2f}", risk_class,
                           drivers)
         console.print(table)
+
+
+_HOT_ORDER = [name for name in HOTSPOT_CLASSES if name in HOT_CLASSES]  # hottest first
+_SURGES_SHOWN = 20
+
+
+def _print_hotspots(hotspots: HotspotSummary) -> None:
+    """Hot areas by class and the IDP surges, in each country's latest period."""
+    for country, (period, classes) in hotspots.hot_by_country.items():
+        counts = ", ".join(f"{name} {classes.get(name, 0):,}" for name in _HOT_ORDER)
+        console.print(f"Hotspots of the risk in {country} ({period.isoformat()}): {counts}.",
+                      markup=False)
+    if not hotspots.surging:
+        console.print("No IDP surge in the latest period of any country.", markup=False)
+        return
+    shown = "; ".join(f"{pcode} (+{size:,.0f})"
+                      for pcode, _level, _period, size in hotspots.surging[:_SURGES_SHOWN])
+    more = len(hotspots.surging) - _SURGES_SHOWN
+    console.print(f"IDP surges in the latest period: {len(hotspots.surging)} area(s): {shown}"
+                  + (f" and {more} more." if more > 0 else "."), markup=False)
 
 
 COMMANDS = [score]

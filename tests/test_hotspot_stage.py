@@ -1,0 +1,235 @@
+"""The hotspot stage of a score run: Gi* of the risk, temporal classes, IDP surges, exports.
+
+The pure part runs on a small grid; the database part on the demo scenario, whose planted
+surge cluster must come out hot, emerging and surging, on both backends.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from click.testing import CliRunner, Result
+from rich.console import Console
+from sqlmodel import Session, select
+
+from riskwatch import demo
+from riskwatch.cli import cli
+from riskwatch.config import Settings, load_settings
+from riskwatch.db.engine import make_engine
+from riskwatch.db.models import AreaScore, Hotspot
+from riskwatch.demo_setup import run_demo
+from riskwatch.hotspot_stage import hotspot_rows, risk_hotspots, surges_of
+from riskwatch.hotspots import HOT_CLASSES, HOTSPOT_CLASSES, TEMPORAL_CLASSES
+from riskwatch.score_runs import ScoreRunSummary, run_score
+from riskwatch.spatial_weights import clear_weights_cache
+
+REPO_CATALOG = Path(__file__).resolve().parents[1] / "indicators"
+SIDE = 8
+PERIODS = [date(2025, 1, 31), date(2025, 4, 30), date(2025, 7, 31)]
+CLUSTER = [f"G{row * SIDE + c:02d}" for row in (3, 4) for c in (3, 4)]
+
+
+# --- pure: a grid with a cluster that appears in the second period -----------------------------
+def grid_units() -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    cells = [shapely.box(x, y, x + 1, y + 1) for y in range(SIDE) for x in range(SIDE)]
+    pcodes = [f"G{i:02d}" for i in range(SIDE * SIDE)]
+    areas = gpd.GeoDataFrame({"pcode": pcodes}, geometry=cells, crs="EPSG:4326")
+    rng = np.random.default_rng(7)
+    rows = []
+    for t, period in enumerate(PERIODS):
+        risk = rng.uniform(2.0, 4.0, size=len(pcodes))
+        for i, pcode in enumerate(pcodes):
+            value = risk[i] + (5.0 if t >= 1 and pcode in CLUSTER else 0.0)
+            if pcode == "G63" and t == 2:
+                value = np.nan  # insufficient data in the last period
+            rows.append((pcode, 2, "TST", period, value))
+    units = pd.DataFrame(rows, columns=["pcode", "admin_level", "country_iso3", "period",
+                                        "risk"])
+    # An area without geometry (a gazetteer area) is scored but never analysed.
+    extra = pd.DataFrame([("GX", 2, "TST", p, 9.0) for p in PERIODS], columns=units.columns)
+    return pd.concat([units, extra], ignore_index=True), areas
+
+
+def test_grid_cluster_is_hot_and_emerges_period_by_period() -> None:
+    clear_weights_cache()
+    units, areas = grid_units()
+    idps = pd.DataFrame({
+        "pcode": ["G27"] * 3, "period": PERIODS, "value": [1000.0, 9000.0, 9500.0],
+        "admin_level": 2, "country_iso3": "TST",
+    })
+    rows = hotspot_rows(units, risk_hotspots(units, areas), surges_of(idps))
+    assert len(rows) == len(units)
+    by = rows.set_index(["pcode", "period"])
+    # Hot from the second period on: "new" when it appears, "consecutive" the period after.
+    for pcode in CLUSTER:
+        assert by.loc[(pcode, PERIODS[0]), "hotspot_class"] not in HOT_CLASSES
+        assert by.loc[(pcode, PERIODS[1]), "hotspot_class"] in HOT_CLASSES
+        assert by.loc[(pcode, PERIODS[1]), "temporal_class"] == "new"
+        assert by.loc[(pcode, PERIODS[2]), "temporal_class"] == "consecutive"
+    # Not analysed: no risk (G63, last period) or no geometry (GX).
+    for key in [("G63", PERIODS[2]), ("GX", PERIODS[0])]:
+        assert by.loc[key, "hotspot_class"] == "not_significant"
+        assert by.loc[key, "temporal_class"] == "none"
+        assert np.isnan(by.loc[key, "gi_z"]) and np.isnan(by.loc[key, "p_fdr"])
+    # The surge: +8,000 IDPs, flagged in the second period only.
+    assert by.loc[("G27", PERIODS[1]), "surge"]
+    assert by.loc[("G27", PERIODS[1]), "surge_size"] == 8000.0
+    assert not by.loc[("G27", PERIODS[2]), "surge"]
+    assert np.isnan(by.loc[("G27", PERIODS[2]), "surge_size"])
+    assert not rows.loc[rows["pcode"] != "G27", "surge"].any()
+
+
+# --- the demo, through a real score run ------------------------------------------------------
+@dataclass
+class DemoRun:
+    url: str
+    settings: Settings
+    summary: ScoreRunSummary
+    hotspots: pd.DataFrame
+    scores: pd.DataFrame
+    cluster: tuple[str, ...]
+
+    def export(self, *args: str) -> Result:
+        return CliRunner().invoke(cli, ["export", *args],
+                                  env={"RISKWATCH_DATABASE_URL": self.url})
+
+
+def stored(url: str, model: type, run_id: int) -> pd.DataFrame:
+    engine = make_engine(url)
+    with Session(engine) as session:
+        rows = session.exec(select(model).where(model.run_id == run_id)).all()
+        frame = pd.DataFrame([row.model_dump() for row in rows])
+    engine.dispose()
+    return frame
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoRun]:
+    data_dir = tmp_path_factory.mktemp("demo-hotspots")
+    settings = load_settings(
+        overrides={"database_url": module_database_url, "data_dir": str(data_dir),
+                   "indicators_dir": str(REPO_CATALOG)},
+        cwd=data_dir,
+    )
+    engine = make_engine(module_database_url)
+    run_demo(settings, engine, module_database_url, console=Console(quiet=True))
+    summary = run_score(engine, settings)
+    engine.dispose()
+    assert summary.run_id is not None
+    cluster = demo.generate_scenario(data_dir / "scenario-copy").surge_cluster
+    yield DemoRun(module_database_url, settings, summary,
+                  stored(module_database_url, Hotspot, summary.run_id),
+                  stored(module_database_url, AreaScore, summary.run_id), cluster)
+
+
+@pytest.mark.db
+def test_every_scored_area_and_period_has_a_hotspot_row(demo_run: DemoRun) -> None:
+    hotspots, scores = demo_run.hotspots, demo_run.scores
+    key = ["area_pcode", "period"]
+    assert len(hotspots) == len(scores)
+    assert set(map(tuple, hotspots[key].to_numpy())) == set(map(tuple, scores[key].to_numpy()))
+    assert set(hotspots["variable"]) == {"risk"}
+    assert set(hotspots["hotspot_class"]) <= set(HOTSPOT_CLASSES)
+    assert set(hotspots["temporal_class"]) <= set(TEMPORAL_CLASSES)
+    # Cells without a risk are not analysed.
+    merged = hotspots.merge(scores[[*key, "risk"]], on=key)
+    missing = merged[merged["risk"].isna()]
+    assert (missing["hotspot_class"] == "not_significant").all()
+    assert (missing["temporal_class"] == "none").all()
+    assert missing["gi_z"].isna().all()
+    # surge_size is there exactly when there is a surge.
+    assert (hotspots["surge_size"].notna() == hotspots["surge"]).all()
+
+
+@pytest.mark.db
+def test_the_planted_cluster_is_hot_emerging_and_surging(demo_run: DemoRun) -> None:
+    hotspots = demo_run.hotspots
+    last = hotspots[hotspots["period"] == hotspots["period"].max()].set_index("area_pcode")
+    cluster = last.loc[list(demo_run.cluster)]
+    assert cluster["hotspot_class"].isin(["hot_90", "hot_95", "hot_99"]).all(), cluster
+    emerging = cluster["temporal_class"].isin(["new", "consecutive", "intensifying"])
+    assert emerging.sum() > len(cluster) / 2, cluster["temporal_class"].to_dict()
+    surging = cluster["surge"] & (cluster["surge_size"] > 5000)
+    assert surging.sum() > len(cluster) / 2, cluster[["surge", "surge_size"]]
+    # Outside the cluster, hot areas are few: the statistic is not painting the whole map.
+    assert last["hotspot_class"].isin(list(HOT_CLASSES)).sum() < 3 * len(cluster)
+
+
+def read_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+@pytest.mark.db
+def test_hotspots_and_scores_csv_follow_the_contract(demo_run: DemoRun) -> None:
+    result = demo_run.export("hotspots", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(result.stdout)
+    assert rows[0] == ["pcode", "admin_level", "period", "variable", "gi_z", "p_value", "p_fdr",
+                       "hotspot_class", "temporal_class", "surge", "surge_size", "run"]
+    assert rows[1][:4] == ["#adm+code", "#adm+level", "#date", "#indicator+code"]
+    data = pd.DataFrame(rows[2:], columns=rows[0])
+    districts = demo_run.scores[demo_run.scores["area_pcode"].str.len() == 6]
+    assert len(data) == districts["area_pcode"].nunique()  # one row per area (admin2)
+    assert data["pcode"].is_unique and set(data["admin_level"]) == {"2"}
+    assert set(data["period"]) == {max(demo_run.scores["period"]).isoformat()}
+    assert set(data["surge"]) == {"true", "false"}
+    assert (data["surge_size"] == "").eq(data["surge"] == "false").all()
+    assert set(data["run"]) == {str(demo_run.summary.run_id)}
+    hot = data.set_index("pcode").loc[list(demo_run.cluster), "hotspot_class"]
+    assert hot.str.startswith("hot_").all()
+
+    result = demo_run.export("scores", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(result.stdout)
+    assert rows[0] == ["pcode", "admin_level", "period", "risk", "risk_class", "reliability",
+                       "exposure", "vulnerability", "lack_of_capacity", "top_drivers", "run"]
+    assert rows[1][3:5] == ["#severity+num", "#severity+type"]
+    scores = pd.DataFrame(rows[2:], columns=rows[0])
+    assert len(scores) == len(data) and scores["pcode"].tolist() == data["pcode"].tolist()
+    top = scores.set_index("pcode").loc[demo_run.cluster[0], "top_drivers"]
+    assert "displacement_surge:" in top
+
+
+@pytest.mark.db
+def test_export_filters_and_refusals(demo_run: DemoRun) -> None:
+    first = min(demo_run.scores["period"]).isoformat()
+    result = demo_run.export("hotspots", "--format", "csv", "--level", "1", "--period", first)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(result.stdout)[2:]
+    assert rows and {r[1] for r in rows} == {"1"} and {r[2] for r in rows} == {first}
+    result = demo_run.export("hotspots", "--format", "csv", "--variable", "idps")
+    assert result.exit_code == 1
+    assert "hotspots of the risk score only" in " ".join(result.stderr.split())
+    result = demo_run.export("scores", "--format", "csv", "--run", "999")
+    assert result.exit_code == 1 and "no score run 999" in result.stderr
+    result = demo_run.export("hotspots", "--format", "geojson", "--country", "XDM")
+    assert result.exit_code == 0, result.output
+    assert '"hotspot_class"' in result.stdout
+
+
+@pytest.mark.db
+def test_a_rerun_without_new_data_gives_the_same_hotspots(demo_run: DemoRun) -> None:
+    engine = make_engine(demo_run.url)
+    again = run_score(engine, demo_run.settings)
+    engine.dispose()
+    assert again.run_id is not None and again.run_id != demo_run.summary.run_id
+    columns = ["area_pcode", "period", "variable", "gi_z", "p_value", "p_fdr",
+               "hotspot_class", "temporal_class", "surge", "surge_size"]
+
+    def values(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[columns].sort_values(["area_pcode", "period"], ignore_index=True)
+
+    pd.testing.assert_frame_equal(values(stored(demo_run.url, Hotspot, again.run_id)),
+                                  values(demo_run.hotspots))
