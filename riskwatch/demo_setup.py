@@ -26,6 +26,7 @@ from riskwatch.db.kind import holds_data, is_demo_database, mark_demo
 from riskwatch.db.migrate import upgrade
 from riskwatch.db.models import Area, AreaScore, Hotspot, JobRun, Observation, ScoreRun, User
 from riskwatch.errors import RiskwatchError
+from riskwatch.hotspot_stage import RISK_VARIABLE
 from riskwatch.ingest import BatchSummary, ingest_file
 from riskwatch.score_runs import ScoreRunSummary, run_score
 from riskwatch.sources.mapping import load_mapping
@@ -194,7 +195,8 @@ def _describe_scores(session: Session, summary: DemoSummary) -> None:
     ]
     counts = session.exec(
         select(Hotspot.hotspot_class, Hotspot.temporal_class, func.count())
-        .where(Hotspot.run_id == run_id, Hotspot.period == latest)
+        .where(Hotspot.run_id == run_id, Hotspot.period == latest,
+               Hotspot.variable == RISK_VARIABLE)  # indicator hotspots are counted apart
         .group_by(Hotspot.hotspot_class, Hotspot.temporal_class)
     ).all()
     summary.hotspot_counts = {

@@ -27,9 +27,19 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select  # sqlmodel's select stops at four columns
 from sqlmodel import Session, col, select
 
+from riskwatch.catalog import ScoringModel
 from riskwatch.db.migrate import schema_state
-from riskwatch.db.models import Area, AreaScore, Hotspot, IngestBatch, ScoreRun, Source
+from riskwatch.db.models import (
+    Area,
+    AreaScore,
+    Hotspot,
+    IndicatorProfile,
+    IngestBatch,
+    ScoreRun,
+    Source,
+)
 from riskwatch.errors import RiskwatchError, UsageError
+from riskwatch.hotspot_stage import CONFLICT_VARIABLE, MIN_AREAS, RISK_VARIABLE
 from riskwatch.observations import finest_observed_level, known_variables, observations_frame
 from riskwatch.privacy import is_sensitive, sensitivity_label, suppress_small_counts
 from riskwatch.timeutil import to_utc
@@ -435,9 +445,42 @@ _SCORE_RUN_MISSING = "not available yet: the scoring engine has not produced any
 
 
 # --- scores and hotspots -------------------------------------------------------------------------
-#: The hotspot variables a score run computes (CONTRACTS.md: "hotspots of the risk score unless
-#: --variable names an indicator"); indicator hotspots are not computed yet.
-HOTSPOT_VARIABLES: tuple[str, ...] = ("risk",)
+#: The hotspot variables every score run may compute besides its profile's indicators
+#: (CONTRACTS.md: "hotspots of the risk score unless --variable names an indicator"; conflict
+#: events carry their own surges, :mod:`riskwatch.hotspot_stage`).
+HOTSPOT_VARIABLES: tuple[str, ...] = (RISK_VARIABLE, CONFLICT_VARIABLE)
+
+
+def _hotspot_variables(session: Session, run: ScoreRun) -> list[str]:
+    """The variables ``--variable`` may name for ``run``: the risk, conflict events and the
+    indicators of the run's profile version (also those that got no rows in the run)."""
+    indicators: set[str] = set()
+    profile = session.get(IndicatorProfile, run.profile_id) if run.profile_id else None
+    if profile is not None and profile.content:
+        indicators = {i.id for i in ScoringModel.from_content(profile.content).indicators}
+    stored = session.exec(
+        select(Hotspot.variable).where(Hotspot.run_id == run.id).distinct()
+    ).all()
+    return [*HOTSPOT_VARIABLES, *sorted((indicators | set(stored)) - set(HOTSPOT_VARIABLES))]
+
+
+def _check_hotspot_variable(session: Session, request: ExportRequest, variable: str) -> None:
+    """Refuse an unknown variable (naming the known ones) or one without rows in the run."""
+    run = _score_run(session, request)
+    known = _hotspot_variables(session, run)
+    if variable not in known:
+        raise ExportRefused(f"no hotspots of {variable!r}: not an indicator of score run "
+                            f"{run.id}; known: {', '.join(known)}")
+    has_rows = session.exec(
+        select(Hotspot.id).where(Hotspot.run_id == run.id, Hotspot.variable == variable)
+        .limit(1)
+    ).first()
+    if has_rows is None:
+        raise ExportRefused(
+            f"no hotspots of {variable!r} in score run {run.id}: it had no value in at least "
+            f"{MIN_AREAS} areas with a geometry of any country, level and period (unavailable "
+            "where its inputs have no data)"
+        )
 
 
 def _score_run(session: Session, request: ExportRequest) -> ScoreRun:
@@ -562,13 +605,12 @@ def load_scores(
 def load_hotspots(
     session: Session, request: ExportRequest, threshold: int, with_geometry: bool
 ) -> ExportTable:
-    """A run's hotspots of the risk score: one row per area for one period."""
-    variable = request.variable or "risk"
-    if variable not in HOTSPOT_VARIABLES:
-        raise ExportRefused(
-            f"no hotspots of {variable!r}: score runs compute hotspots of the risk score only "
-            "(--variable risk, the default); hotspots of single indicators are not computed yet"
-        )
+    """A run's hotspots of the risk score, or of the indicator ``--variable`` names: one row
+    per area for one period (indicators: the areas analysed, see :mod:`riskwatch.hotspot_stage`).
+    """
+    variable = request.variable or RISK_VARIABLE
+    if variable != RISK_VARIABLE:
+        _check_hotspot_variable(session, request, variable)
     columns = [col(Hotspot.area_pcode), col(Hotspot.period), col(Hotspot.variable),
                col(Hotspot.gi_z), col(Hotspot.p_value), col(Hotspot.p_fdr),
                col(Hotspot.hotspot_class), col(Hotspot.temporal_class), col(Hotspot.surge),

@@ -271,6 +271,40 @@ def ingest_file(
                             max_bad_row_share=max_bad_row_share, say=say)
 
 
+def ingest_read_result(
+    engine: Engine,
+    result: ReadResult,
+    kind: str,
+    *,
+    source_id: str,
+    location: str,
+    content_hash: str | None = None,
+    country_iso3: str | None = None,
+    level: int | None = None,
+    max_bad_row_share: float = 0.05,
+    source: SourceInfo | None = None,
+    progress: Progress | None = None,
+) -> BatchSummary:
+    """Check and store what a reader returned, as one batch: ``ingest_file`` after reading.
+
+    For callers that read an input themselves (and for the ingest benchmark). Without a
+    ``content_hash`` the batch's identity is the hash of the reader's figures.
+    """
+    if kind not in KINDS:
+        raise IngestRefused(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    item = _Input(
+        source_id=source_id,
+        kind=kind,
+        location=location,
+        content_hash=content_hash or frame_sha256(result.frame),
+        started_at=utcnow(),
+        source=source,
+    )
+    return _check_and_store(engine, item, result, country_iso3=country_iso3, level=level,
+                            max_bad_row_share=max_bad_row_share,
+                            say=progress or (lambda _message: None))
+
+
 def ingest_dtm_query(
     engine: Engine,
     query: dict[str, Any],
@@ -420,7 +454,12 @@ def _read(
             path, finest_area_polygons(engine, country_iso3), max_offshore_km=offshore_max_km
         )
     if kind == "table":
-        return area_table.read_area_table(path, **_table_options(mapping, period))
+        options = _table_options(mapping, period)
+        if "name_column" in options:
+            # A table by area name: names are matched against the known areas (aliases first).
+            options.update(areas=known_areas(engine, names=True), country_iso3=country_iso3,
+                           level=level)
+        return area_table.read_area_table(path, **options)
     if kind == "hxl":
         from riskwatch.sources.hxl_table import read_hxl_table
 
@@ -450,7 +489,8 @@ def _table_options(mapping: dict[str, Any], period: dt.date | None) -> dict[str,
     """
     if "variables" in mapping:
         options: dict[str, Any] = {"mapping": dict(mapping["variables"])}
-        for key in ("pcode_column", "period", "period_column", "sheet"):
+        for key in ("pcode_column", "name_column", "aliases", "period", "period_column",
+                    "sheet"):
             if mapping.get(key) is not None:
                 options[key] = mapping[key]
     else:
@@ -834,40 +874,122 @@ def _store_areas(session: Session, frame: pd.DataFrame, batch: IngestBatch) -> t
 def _store_observations(
     session: Session, incoming: pd.DataFrame, batch: IngestBatch
 ) -> tuple[int, int]:
-    """Add new observations and revisions: (stored, unchanged); identical values change nothing."""
+    """Add new observations and revisions: (stored, unchanged); identical values change nothing.
+
+    A batch whose variables and periods have no current observation yet (the first ingest of a
+    source, a new round) needs no comparison: every figure is new. Otherwise the current values
+    are read and merged on the observation key. The rows go in through the backend's bulk path
+    (``_insert_observations``).
+    """
+    now = utcnow()
+    if incoming.empty:
+        return 0, 0
+    if not _has_current_observations(session, incoming):
+        _insert_observations(session, incoming, np.ones(len(incoming), dtype=np.int64),
+                             batch, now)
+        return len(incoming), 0
     current = _current_observations(session, incoming)
     merged = incoming.merge(current, on=OBSERVATION_KEY, how="left", suffixes=("", "_old"))
     is_new = merged["id_old"].isna()
     same = ~is_new & _close(merged["value"], merged["value_old"])
     revised = ~is_new & ~same
-    now = utcnow()
     if revised.any():
         old_ids = [int(i) for i in merged.loc[revised, "id_old"]]
         for chunk in _chunks(old_ids, 5000):
             session.execute(
                 update(Observation).where(col(Observation.id).in_(chunk)).values(superseded_at=now)
             )
-    to_insert = merged.loc[is_new | revised]
-    versions = to_insert["version_old"].fillna(0).astype(int) + 1
-    rows = [
-        {
-            "area_pcode": r.area_pcode,
-            "variable": r.variable,
-            "period": r.period,
-            "value": float(r.value),
-            "operation": r.operation,
-            "assessment_type": r.assessment_type,
-            "round": None if _missing(r.round) else str(r.round)[:32],
-            "version": int(version),
-            "batch_id": batch.id,
-            "recorded_at": now,
-            "superseded_at": None,
-        }
-        for r, version in zip(to_insert.itertuples(index=False), versions, strict=True)
+    to_insert = merged.loc[is_new | revised].reset_index(drop=True)
+    versions = (to_insert["version_old"].fillna(0).astype(np.int64) + 1).to_numpy()
+    _insert_observations(session, to_insert, versions, batch, now)
+    return len(to_insert), int(same.sum())
+
+
+def _has_current_observations(session: Session, incoming: pd.DataFrame) -> bool:
+    """Whether any current observation shares a variable and a period with ``incoming``."""
+    variables = sorted(incoming["variable"].unique())
+    periods = sorted(incoming["period"].unique())
+    for chunk in _chunks(periods, 1000):
+        statement = (
+            sa_select(col(Observation.id))
+            .where(
+                col(Observation.variable).in_(variables),
+                col(Observation.period).in_(chunk),
+                col(Observation.superseded_at).is_(None),
+            )
+            .limit(1)
+        )
+        if session.execute(statement).first() is not None:
+            return True
+    return False
+
+
+#: Rows per block written to PostgreSQL's COPY.
+_COPY_CHUNK = 100_000
+_INSERT_COLUMNS = ("area_pcode", "variable", "period", "value", "operation", "assessment_type",
+                   "round", "version", "batch_id", "recorded_at")
+
+
+def _insert_observations(
+    session: Session, rows: pd.DataFrame, versions: np.ndarray, batch: IngestBatch,
+    now: dt.datetime,
+) -> None:
+    """Insert observation rows in bulk, in the session's transaction.
+
+    PostgreSQL: ``COPY ... FROM STDIN`` (psycopg); SQLite: one prepared ``executemany``; any
+    other backend: SQLAlchemy's multi-row insert. Values are stored as the ORM would store them
+    (``recorded_at`` in UTC; the SQLite text formats of SQLAlchemy's Date and DateTime).
+    """
+    if rows.empty:
+        return
+    rounds = [None if _missing(r) else str(r)[:32] for r in rows["round"].tolist()]
+    columns: dict[str, list[Any]] = {
+        "area_pcode": rows["area_pcode"].tolist(),
+        "variable": rows["variable"].tolist(),
+        "period": rows["period"].tolist(),
+        "value": rows["value"].astype(float).tolist(),
+        "operation": rows["operation"].tolist(),
+        "assessment_type": rows["assessment_type"].tolist(),
+        "round": rounds,
+        "version": [int(v) for v in versions],
+    }
+    count = len(rows)
+    connection = session.connection()
+    dialect = connection.dialect.name
+    driver = connection.connection.driver_connection
+    names = ", ".join(_INSERT_COLUMNS)
+    if dialect == "postgresql" and hasattr(driver, "cursor") and hasattr(
+        driver.cursor(), "copy"
+    ):
+        recorded = now.astimezone(dt.UTC).isoformat()
+        table = pd.DataFrame({**columns, "batch_id": batch.id, "recorded_at": recorded})
+        # CSV: an unquoted empty field is NULL (round), except in the NOT NULL text columns.
+        statement = (f"COPY observation ({names}) FROM STDIN "
+                     "(FORMAT csv, FORCE_NOT_NULL (operation, assessment_type))")
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for start in range(0, count, _COPY_CHUNK):
+                part = table.iloc[start:start + _COPY_CHUNK]
+                copy.write(part.to_csv(header=False, index=False, float_format="%.17g"))
+        return
+    if dialect == "sqlite":
+        recorded_text = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        periods = [p.isoformat() for p in columns["period"]]
+        values = zip(
+            columns["area_pcode"], columns["variable"], periods, columns["value"],
+            columns["operation"], columns["assessment_type"], columns["round"],
+            columns["version"], [batch.id] * count, [recorded_text] * count, strict=True,
+        )
+        marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+        driver.executemany(f"INSERT INTO observation ({names}) VALUES ({marks})", values)
+        return
+    keys = list(columns)
+    dicts = [
+        {**dict(zip(keys, row, strict=True)), "batch_id": batch.id, "recorded_at": now,
+         "superseded_at": None}
+        for row in zip(*columns.values(), strict=True)
     ]
-    for chunk in _chunks(rows, 5000):
+    for chunk in _chunks(dicts, 5000):
         session.execute(insert(Observation), chunk)
-    return len(rows), int(same.sum())
 
 
 def _normalise_observations(frame: pd.DataFrame, item: _Input) -> pd.DataFrame:
@@ -948,9 +1070,17 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     return hashlib.sha256(ordered.encode("utf-8")).hexdigest()
 
 
-def known_areas(engine: Engine) -> pd.DataFrame:
-    """The areas in the database (pcode, admin_level, country_iso3), for pcode matching."""
+def known_areas(engine: Engine, *, names: bool = False) -> pd.DataFrame:
+    """The areas in the database (pcode, admin_level, country_iso3), for pcode matching.
+
+    With ``names`` the frame has their ``name`` too, for matching area names.
+    """
     with Session(engine) as session:
+        if names:
+            rows: Sequence[Any] = session.exec(
+                select(Area.pcode, Area.admin_level, Area.country_iso3, Area.name)
+            ).all()
+            return pd.DataFrame(rows, columns=["pcode", "admin_level", "country_iso3", "name"])
         rows = session.exec(select(Area.pcode, Area.admin_level, Area.country_iso3)).all()
     return pd.DataFrame(rows, columns=["pcode", "admin_level", "country_iso3"])
 

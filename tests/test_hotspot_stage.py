@@ -26,9 +26,16 @@ from riskwatch import demo
 from riskwatch.cli import cli
 from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import make_engine
-from riskwatch.db.models import AreaScore, Hotspot
+from riskwatch.db.models import Area, AreaScore, Hotspot
 from riskwatch.demo_setup import run_demo
-from riskwatch.hotspot_stage import hotspot_rows, risk_hotspots, surges_of
+from riskwatch.hotspot_stage import (
+    CONFLICT_VARIABLE,
+    hotspot_rows,
+    risk_hotspots,
+    rolled_up_surges,
+    surges_of,
+    variable_hotspots,
+)
 from riskwatch.hotspots import HOT_CLASSES, HOTSPOT_CLASSES, TEMPORAL_CLASSES
 from riskwatch.score_runs import ScoreRunSummary, run_score
 from riskwatch.spatial_weights import clear_weights_cache
@@ -58,6 +65,49 @@ def grid_units() -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
     # An area without geometry (a gazetteer area) is scored but never analysed.
     extra = pd.DataFrame([("GX", 2, "TST", p, 9.0) for p in PERIODS], columns=units.columns)
     return pd.concat([units, extra], ignore_index=True), areas
+
+
+def test_surges_roll_up_to_scored_admin1_and_country_parents() -> None:
+    # Four admin2 cells per admin1 (A1, A2, A3 in TST), A3 not scored: its children roll up
+    # nowhere. A2 has its own surge, which wins over its children's sum.
+    areas = pd.DataFrame(
+        [("TST", 0, None, "TST"), ("A1", 1, None, "TST"), ("A2", 1, "TST", "TST"),
+         ("A3", 1, "TST", "TST")]
+        + [(f"{parent}{i}", 2, parent, "TST") for parent in ("A1", "A2", "A3") for i in range(4)],
+        columns=["pcode", "admin_level", "parent_pcode", "country_iso3"])
+    p0, p1 = PERIODS[:2]
+    own = pd.DataFrame(
+        [("A10", p1, True, 6000.0), ("A11", p1, True, 7000.0), ("A12", p1, False, np.nan),
+         ("A20", p1, True, 9000.0), ("A2", p1, True, 20000.0), ("A2", p0, False, np.nan),
+         ("A30", p1, True, 8000.0), ("A10", p0, False, np.nan)],
+        columns=["pcode", "period", "surge", "surge_size"])
+    rolled = rolled_up_surges(own, areas, scored={"TST", "A1", "A2", "A10", "A11", "A12", "A20"})
+    by = rolled.set_index(["pcode", "period"])
+    assert by.loc[("A1", p1), "surge"] and by.loc[("A1", p1), "surge_size"] == 13000.0
+    assert by.loc[("A2", p1), "surge"] and by.loc[("A2", p1), "surge_size"] == 20000.0
+    assert not by.loc[("A2", p0), "surge"]
+    assert ("A3", p1) not in by.index  # not a scored area
+    # The country sums its admin1 flags (A1 from children, A2 its own), not the admin2 ones.
+    assert by.loc[("TST", p1), "surge"] and by.loc[("TST", p1), "surge_size"] == 33000.0
+    assert ("TST", p0) not in by.index and ("A1", p0) not in by.index
+    assert by.loc[("A30", p1), "surge"]  # the areas' own flags are kept
+
+
+def test_indicator_hotspots_skip_periods_with_few_areas() -> None:
+    clear_weights_cache()
+    units, areas = grid_units()
+    values = units.rename(columns={"risk": "value"}).assign(variable="ind")
+    # In the first period only two areas have a value: not analysed, no rows.
+    first = values["period"] == PERIODS[0]
+    values.loc[first & ~values["pcode"].isin(["G00", "G01"]), "value"] = np.nan
+    stats = variable_hotspots(values, areas)
+    assert set(stats["variable"]) == {"ind"}
+    assert PERIODS[0] not in set(stats["period"])
+    later = stats[stats["period"] == PERIODS[1]].set_index("pcode")
+    assert later.loc[CLUSTER, "hotspot_class"].isin(list(HOT_CLASSES)).all()
+    # No row for an area without a value (G63 last period) or without a geometry (GX).
+    assert ("G63", PERIODS[2]) not in set(zip(stats["pcode"], stats["period"], strict=True))
+    assert "GX" not in set(stats["pcode"])
 
 
 def test_grid_cluster_is_hot_and_emerges_period_by_period() -> None:
@@ -137,10 +187,11 @@ def demo_run(
 @pytest.mark.db
 def test_every_scored_area_and_period_has_a_hotspot_row(demo_run: DemoRun) -> None:
     hotspots, scores = demo_run.hotspots, demo_run.scores
+    assert "risk" in set(hotspots["variable"])
+    hotspots = hotspots[hotspots["variable"] == "risk"]
     key = ["area_pcode", "period"]
     assert len(hotspots) == len(scores)
     assert set(map(tuple, hotspots[key].to_numpy())) == set(map(tuple, scores[key].to_numpy()))
-    assert set(hotspots["variable"]) == {"risk"}
     assert set(hotspots["hotspot_class"]) <= set(HOTSPOT_CLASSES)
     assert set(hotspots["temporal_class"]) <= set(TEMPORAL_CLASSES)
     # Cells without a risk are not analysed.
@@ -155,7 +206,7 @@ def test_every_scored_area_and_period_has_a_hotspot_row(demo_run: DemoRun) -> No
 
 @pytest.mark.db
 def test_the_planted_cluster_is_hot_emerging_and_surging(demo_run: DemoRun) -> None:
-    hotspots = demo_run.hotspots
+    hotspots = demo_run.hotspots[demo_run.hotspots["variable"] == "risk"]
     last = hotspots[hotspots["period"] == hotspots["period"].max()].set_index("area_pcode")
     cluster = last.loc[list(demo_run.cluster)]
     assert cluster["hotspot_class"].isin(["hot_90", "hot_95", "hot_99"]).all(), cluster
@@ -211,7 +262,12 @@ def test_export_filters_and_refusals(demo_run: DemoRun) -> None:
     assert rows and {r[1] for r in rows} == {"1"} and {r[2] for r in rows} == {first}
     result = demo_run.export("hotspots", "--format", "csv", "--variable", "idps")
     assert result.exit_code == 1
-    assert "hotspots of the risk score only" in " ".join(result.stderr.split())
+    message = " ".join(result.stderr.split())
+    assert "no hotspots of 'idps'" in message and "displacement_surge" in message, message
+    # An indicator of the profile without data in the demo: known, but no rows.
+    result = demo_run.export("hotspots", "--format", "csv", "--variable", "border_proximity")
+    assert result.exit_code == 1
+    assert "no hotspots of 'border_proximity' in score run" in " ".join(result.stderr.split())
     result = demo_run.export("scores", "--format", "csv", "--run", "999")
     assert result.exit_code == 1 and "no score run 999" in result.stderr
     result = demo_run.export("hotspots", "--format", "geojson", "--country", "XDM")
@@ -229,7 +285,48 @@ def test_a_rerun_without_new_data_gives_the_same_hotspots(demo_run: DemoRun) -> 
                "hotspot_class", "temporal_class", "surge", "surge_size"]
 
     def values(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[columns].sort_values(["area_pcode", "period"], ignore_index=True)
+        return frame[columns].sort_values(["variable", "area_pcode", "period"],
+                                          ignore_index=True)
 
     pd.testing.assert_frame_equal(values(stored(demo_run.url, Hotspot, again.run_id)),
                                   values(demo_run.hotspots))
+
+
+@pytest.mark.db
+def test_indicator_hotspots_find_the_planted_cluster(demo_run: DemoRun) -> None:
+    hotspots = demo_run.hotspots
+    surge = hotspots[hotspots["variable"] == "displacement_surge"]
+    assert not surge.empty
+    assert set(hotspots["variable"]) - {"risk", CONFLICT_VARIABLE}  # several indicators
+    last = surge[surge["period"] == surge["period"].max()].set_index("area_pcode")
+    cluster = last.loc[list(demo_run.cluster)]
+    assert cluster["hotspot_class"].isin(list(HOT_CLASSES)).all(), cluster
+    # The displacement surge flags follow the risk row of the same area and period.
+    risk = hotspots[hotspots["variable"] == "risk"].set_index(["area_pcode", "period"])
+    flags = surge.set_index(["area_pcode", "period"])["surge"]
+    assert (risk.loc[flags.index, "surge"] == flags).all()
+
+    result = demo_run.export("hotspots", "--format", "csv", "--variable", "displacement_surge")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(result.stdout)
+    data = pd.DataFrame(rows[2:], columns=rows[0])
+    assert set(data["variable"]) == {"displacement_surge"} and data["pcode"].is_unique
+    hot = data.set_index("pcode").loc[list(demo_run.cluster), "hotspot_class"]
+    assert hot.str.startswith("hot_").all()
+
+
+@pytest.mark.db
+def test_admin1_parents_of_the_surge_cluster_surge(demo_run: DemoRun) -> None:
+    engine = make_engine(demo_run.url)
+    with Session(engine) as session:
+        parents = {a.pcode: a.parent_pcode for a in session.exec(select(Area)).all()}
+    engine.dispose()
+    risk = demo_run.hotspots[demo_run.hotspots["variable"] == "risk"]
+    last = risk[risk["period"] == risk["period"].max()].set_index("area_pcode")
+    surging_children = [p for p in demo_run.cluster if last.loc[p, "surge"]]
+    admin1 = sorted({parents[p] for p in surging_children})
+    assert admin1 and last.loc[admin1, "surge"].all(), last.loc[admin1]
+    assert (last.loc[admin1, "surge_size"] > 0).all()
+    # Conflict surges are rows of their own, never in the displacement column of other rows.
+    conflict = demo_run.hotspots[demo_run.hotspots["variable"] == CONFLICT_VARIABLE]
+    assert (conflict["surge_size"].notna() == conflict["surge"]).all()

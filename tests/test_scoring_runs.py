@@ -232,8 +232,9 @@ def test_score_command(engine: Engine, settings: Settings, monkeypatch: pytest.M
     # Hotspots come with every run: no geometry here, so none is hot; the IDP surges show.
     assert "Hotspots of the risk in TST (2025-04-30): hot_99 0, hot_95 0, hot_90 0." \
         in result.output
-    assert "IDP surges in the latest period: 2 area(s): TST0103 (+24,000); TST0102 " \
-           "(+8,000)." in result.output
+    # The admin1 parent TST01 surges through its children (the sum of their increases).
+    assert "IDP surges in the latest period: 3 area(s): TST01 (+32,000); TST0103 (+24,000); " \
+           "TST0102 (+8,000)." in result.output
     as_of = result.output.split("data as of ")[1].split(",")[0]
 
     reproduced = runner.invoke(cli, ["score", "--as-of", as_of])
@@ -251,4 +252,4 @@ def test_score_command(engine: Engine, settings: Settings, monkeypatch: pytest.M
         jobs = session.exec(select(JobRun).where(JobRun.job == "score").order_by(JobRun.id)).all()
     assert [j.status for j in jobs] == ["succeeded", "succeeded", "failed", "failed"]
     assert jobs[0].counts["area_scores"] == 10 and jobs[0].finished_at <= utcnow()
-    assert jobs[0].counts["surging_areas_latest_period"] == 2
+    assert jobs[0].counts["surging_areas_latest_period"] == 3  # two areas and TST01

@@ -109,6 +109,8 @@ def _counts(summary: ScoreRunSummary, hotspots: HotspotSummary | None) -> dict[s
         counts["hot_areas_latest_period"] = {
             country: classes for country, (_, classes) in hotspots.hot_by_country.items()}
         counts["surging_areas_latest_period"] = len(hotspots.surging)
+        counts["conflict_surges_latest_month"] = {
+            country: n for country, (_, n) in hotspots.conflict_surges.items()}
     return counts
 
 
@@ -168,11 +170,15 @@ _SURGES_SHOWN = 20
 
 
 def _print_hotspots(hotspots: HotspotSummary) -> None:
-    """Hot areas by class and the IDP surges, in each country's latest period."""
+    """Hot areas by class, conflict-event surges and the IDP surges (areas and their rolled-up
+    admin1 and country parents), in each country's latest period."""
     for country, (period, classes) in hotspots.hot_by_country.items():
         counts = ", ".join(f"{name} {classes.get(name, 0):,}" for name in _HOT_ORDER)
         console.print(f"Hotspots of the risk in {country} ({period.isoformat()}): {counts}.",
                       markup=False)
+    for country, (month, areas) in hotspots.conflict_surges.items():
+        console.print(f"Conflict-event surges in {country} ({month.isoformat()}): {areas:,} "
+                      "area(s).", markup=False)
     if not hotspots.surging:
         console.print("No IDP surge in the latest period of any country.", markup=False)
         return

@@ -13,6 +13,11 @@ else a typical header (``ADM2_PCODE``, ``admin2Pcode``, ``pcode``, ``P-Code``...
 when the tag or name says it, becomes ``admin_level``. The period is ``period``, or each row's
 ``period_column``, or a column tagged ``#date`` or headed ``date``/``period``/``year`` (a bare
 year means 1 January). With none of them the table is refused, saying which option to give.
+
+A table by area name instead (``name_column``, with the mapping's ``aliases``): each name is
+matched to one known area (``areas``, within ``country_iso3`` and ``level`` when given) by
+``sources.names.match_area_names``, aliases first; a name of no known area is a row problem
+``unknown_name``, a name shared by several areas ``ambiguous_name`` (both quarantined).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riskwatch.sources.names import AMBIGUOUS, UNKNOWN, match_area_names
 from riskwatch.sources.report import Problem, ReadResult
 from riskwatch.sources.tabular import TableRead, find_column, read_table
 from riskwatch.sources.values import (
@@ -96,8 +102,16 @@ def read_area_table(
     period: dt.date | None = None,
     period_column: str | None = None,
     sheet: str | int | None = None,
+    name_column: str | None = None,
+    aliases: dict[str, str] | None = None,
+    areas: pd.DataFrame | None = None,
+    country_iso3: str | None = None,
+    level: int | None = None,
 ) -> ReadResult:
     """Read an area table into observations of the mapped variables, validating every row.
+
+    With ``name_column`` the rows name their areas: ``areas`` (pcode, name, admin_level,
+    country_iso3) are the known areas the names are matched against (see the module docstring).
 
     Row problems (the row is dropped): an empty pcode, a value that is not a number, a share out
     of 0-1, a bad date in the period column, two rows for the same pcode and period (every copy
@@ -134,7 +148,14 @@ def read_area_table(
             continue
         targets[column] = (variable, unit == "pct")
 
-    if pcode_column is not None:
+    names: pd.Series | None = None
+    if name_column is not None:
+        pcode_col, level = _find(table, name_column), level
+        if pcode_col is None:
+            result.problems.append(missing_column("area name", name_column))
+        elif areas is None:
+            _refuse(result, "missing_areas", "matching area names needs the known areas")
+    elif pcode_column is not None:
         pcode_col, level = _find(table, pcode_column), None
         if pcode_col is not None:
             level = _level_of(
@@ -142,7 +163,7 @@ def read_area_table(
             )
     else:
         pcode_col, level = find_pcode_column(table)
-    if pcode_col is None:
+    if pcode_col is None and name_column is None:
         result.problems.append(
             missing_column(
                 "pcode", pcode_column or "an #admN+code tag or a pcode header (give pcode_column)"
@@ -171,10 +192,25 @@ def read_area_table(
     data = table.data
     checks = RowChecks(table.row_numbers)
     pcodes = data[pcode_col]
+    row_levels: object = level
+    row_countries: object = None
+    if name_column is not None:
+        assert areas is not None  # refused above
+        names = pcodes
+        found = match_area_names(names, areas, aliases=aliases, country_iso3=country_iso3,
+                                 level=level)
+        messages = [found.message(i, n) for i, n in enumerate(names.tolist())]
+        for outcome, rule in ((UNKNOWN, "unknown_name"), (AMBIGUOUS, "ambiguous_name")):
+            checks.flag(found.outcomes == outcome, rule=rule, message=messages,
+                        column=pcode_col, values=names)
+        pcodes = pd.Series(found.pcodes, index=names.index, dtype=object)
+        row_levels = pd.Series(found.admin_levels).astype("Int64")
+        row_countries = pd.Series(found.countries, dtype=object)
+        result.meta["area_names"] = int((found.outcomes != "empty").sum())
     checks.flag(
-        (pcodes == "").to_numpy(),
-        rule="missing_pcode",
-        message="empty pcode",
+        ((names if names is not None else pcodes) == "").to_numpy(),
+        rule="missing_pcode" if names is None else "missing_name",
+        message="empty pcode" if names is None else "empty area name",
         column=pcode_col,
         values=pcodes,
     )
@@ -230,7 +266,8 @@ def read_area_table(
                     "variable": variable,
                     "period": pd.Series(periods, dtype=object),
                     "value": values,
-                    "admin_level": level,
+                    "admin_level": row_levels,
+                    "country_iso3": row_countries,
                     "position": np.arange(len(data)),
                 }
             )

@@ -21,7 +21,7 @@ A table (``--kind hxl`` or ``--kind table``)::
     "#population+total" = "population"
     "Children (%)" = "children_share:pct"   # ":pct": percentages 0-100, divided by 100
 
-A table by area name (``--kind hxl``): ``name_column`` and ``[aliases]`` instead of
+A table by area name (``--kind hxl`` or ``table``): ``name_column`` and ``[aliases]`` instead of
 ``pcode_column``, and ``period_column`` for a date per row::
 
     name_column = "District"          # names are matched ignoring case, accents and spaces;
@@ -124,8 +124,9 @@ _COMMON_KEYS = frozenset({"country", "sheet", "aggregate_columns"})
 KIND_KEYS: dict[str, frozenset[str]] = {
     "hxl": _COMMON_KEYS
     | {"variables", "pcode_column", "name_column", "aliases", "period", "period_column"},
-    # read_area_table takes no names and no aliases: a table by name goes through --kind hxl.
-    "table": _COMMON_KEYS | {"variables", "pcode_column", "period", "period_column"},
+    # A table by name: name_column and [aliases], matched against the known areas at ingest.
+    "table": _COMMON_KEYS
+    | {"variables", "pcode_column", "name_column", "aliases", "period", "period_column"},
     "sites": _COMMON_KEYS
     | {
         "rules",
@@ -272,7 +273,7 @@ def mapping_problems(mapping: Mapping[str, Any], kind: str) -> list[Problem]:
 def area_table_options(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``area_table.read_area_table`` for a ``--kind table`` mapping."""
     options: dict[str, Any] = {"mapping": dict(mapping.get("variables", {}))}
-    for key in ("pcode_column", "period", "period_column", "sheet"):
+    for key in ("pcode_column", "name_column", "aliases", "period", "period_column", "sheet"):
         if key in mapping:
             options[key] = mapping[key]
     return options
