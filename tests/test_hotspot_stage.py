@@ -218,6 +218,27 @@ def test_the_planted_cluster_is_hot_emerging_and_surging(demo_run: DemoRun) -> N
     assert last["hotspot_class"].isin(list(HOT_CLASSES)).sum() < 3 * len(cluster)
 
 
+@pytest.mark.db
+def test_the_planted_cluster_emerges_as_new_in_the_last_rounds(demo_run: DemoRun) -> None:
+    """The issue's check: the surge cluster is a *new* hotspot in the demo's last rounds.
+
+    The demo's surge builds over its last three rounds, so (ESRI's definitions) most cluster
+    areas are "new" in the round the cluster first appears and "consecutive" after it.
+    """
+    hotspots = demo_run.hotspots[demo_run.hotspots["variable"] == "risk"]
+    last_rounds = sorted(hotspots["period"].unique())[-3:]
+    recent = hotspots[hotspots["period"].isin(last_rounds)
+                      & hotspots["area_pcode"].isin(demo_run.cluster)]
+    emerged_new = set(recent.loc[recent["temporal_class"].isin(["new", "intensifying"]),
+                                 "area_pcode"])
+    assert len(emerged_new) >= len(demo_run.cluster) / 2, recent[
+        ["area_pcode", "period", "temporal_class"]].to_string()
+    # Before those rounds the cluster was not a hotspot: "new" is not a relabelled old one.
+    earlier = hotspots[(hotspots["period"] < last_rounds[0])
+                       & hotspots["area_pcode"].isin(emerged_new)]
+    assert not earlier["hotspot_class"].isin(list(HOT_CLASSES)).any()
+
+
 def read_csv(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
 
