@@ -31,7 +31,7 @@ import pandas as pd
 
 from riskwatch.sources.names import AMBIGUOUS, UNKNOWN, match_area_names
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, find_column, read_table
+from riskwatch.sources.tabular import TableRead, find_column, read_table, result_from_table
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -118,13 +118,7 @@ def read_area_table(
     dropped). Empty cells are missing values, not zeros and not problems.
     """
     table = read_table(path, sheet=sheet)
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, observation_frame())
     if table.fatal:
         return result
     if not mapping:

@@ -27,6 +27,7 @@ from riskwatch.sources.tabular import (
     describe_field,
     find_columns,
     read_table,
+    result_from_table,
     table_from_frame,
 )
 from riskwatch.sources.values import (
@@ -92,13 +93,7 @@ def read_dtm_frame(frame: pd.DataFrame) -> ReadResult:
 
 def _read_dtm(table: TableRead) -> ReadResult:
     """Validate and sum the rows of a DTM table (see :func:`read_dtm_table`)."""
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding, "hxl": table.hxl_row is not None},
-    )
+    result = result_from_table(table, observation_frame(), hxl=table.hxl_row is not None)
     if table.fatal:
         return result
     columns = find_columns(table, _FIELDS)

@@ -37,7 +37,7 @@ from shapely.geometry import Point
 
 from riskwatch.sources.countries import numeric_to_iso3, to_iso3
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import describe_field, find_columns, read_table
+from riskwatch.sources.tabular import describe_field, find_columns, read_table, result_from_table
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -364,13 +364,7 @@ def read_acled_events(
     in) and months covered; ``meta["offshore_assigned"]`` the events placed in a nearby area.
     """
     table = read_table(path, sheet=sheet)
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, observation_frame())
     if table.fatal:
         return result
     columns = find_columns(table, _FIELDS)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from riskwatch.sources.countries import to_iso3
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import describe_field, find_columns, read_table
+from riskwatch.sources.tabular import describe_field, find_columns, read_table, result_from_table
 from riskwatch.sources.values import RowChecks, area_frame, missing_column, parse_number_column
 
 _FIELDS: dict[str, tuple[list[str], list[str]]] = {
@@ -39,13 +39,7 @@ def read_gazetteer(path: str | Path, *, country_iso3: str | None = None) -> Read
     (noted). A level >= 2 area without a parent keeps ``parent_pcode`` None (noted).
     """
     table = read_table(path)
-    result = ReadResult(
-        frame=area_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, area_frame())
     if table.fatal:
         return result
     columns = find_columns(table, _FIELDS)

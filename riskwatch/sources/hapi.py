@@ -29,7 +29,7 @@ import pandas as pd
 
 from riskwatch.sources.dtm import level_total_problems, round_meta
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import read_table
+from riskwatch.sources.tabular import read_table, result_from_table
 from riskwatch.sources.values import (
     RowChecks,
     missing_column,
@@ -62,13 +62,7 @@ def recognise_hapi_table(columns: list[str]) -> str | None:
 def read_hapi_table(path: str | Path, *, sheet: str | int | None = None) -> ReadResult:
     """Read an HDX HAPI IDP, conflict-event or food-security table into observations."""
     table = read_table(path, sheet=sheet)
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, observation_frame())
     if table.fatal:
         return result
     columns = {h.strip().lower(): c for h, c in zip(table.headers, table.columns, strict=True)}

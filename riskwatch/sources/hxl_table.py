@@ -54,14 +54,19 @@ import pandas as pd
 
 from riskwatch.sources.countries import to_iso3
 from riskwatch.sources.mapping import (
-    MappingError,
     mapped_column,
     mapping_problems,
-    parse_mapping,
+    parse_mapping_or_error,
     resolve_aliases,
 )
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, find_column, read_table, tag_matches
+from riskwatch.sources.tabular import (
+    TableRead,
+    find_column,
+    read_table,
+    result_from_table,
+    tag_matches,
+)
 from riskwatch.sources.values import (
     RowChecks,
     normalise_round,
@@ -96,19 +101,9 @@ def read_hxl_table(path: str | Path, *, mapping: dict | None = None) -> ReadResu
     negative count, a share outside 0-1, two rows for the same area, period, operation and
     assessment type (every copy). Empty cells are missing values, neither zero nor problems.
     """
-    try:
-        options = parse_mapping(mapping or {}, source="mapping")
-        mapping_error = None
-    except MappingError as error:
-        options, mapping_error = {}, str(error)
+    options, mapping_error = parse_mapping_or_error(mapping or {})
     table = read_table(path, sheet=options.get("sheet"))
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding, "hxl_row": table.hxl_row},
-    )
+    result = result_from_table(table, observation_frame(), hxl_row=table.hxl_row)
     if table.fatal:
         return result
     if mapping_error is not None:

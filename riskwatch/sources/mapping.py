@@ -558,3 +558,15 @@ def _ambiguous(role: str, key: str, columns: list[str], table: TableRead) -> Pro
 def _tag_list(table: TableRead) -> str:
     tags = [t for t in table.tags if t]
     return ", ".join(tags) if tags else "none"
+
+
+def parse_mapping_or_error(mapping: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The parsed mapping and no error, or an empty mapping and the error's message.
+
+    Readers read the table first (its problems count too) and refuse with the mapping error
+    after, so one run reports everything that is wrong with the input.
+    """
+    try:
+        return parse_mapping(mapping, source="mapping"), None
+    except MappingError as error:
+        return {}, str(error)

@@ -32,9 +32,13 @@ from riskwatch.sources.events import (
     place_rows,
     record_coverage,
 )
-from riskwatch.sources.mapping import MappingError, mapped_column, mapping_problems, parse_mapping
+from riskwatch.sources.mapping import (
+    mapped_column,
+    mapping_problems,
+    parse_mapping_or_error,
+)
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, read_table
+from riskwatch.sources.tabular import TableRead, read_table, result_from_table
 from riskwatch.sources.values import RowChecks, observation_frame, parse_number_column
 
 _REQUIRED = ("latitude_column", "longitude_column", "date_column", "counts")
@@ -57,19 +61,9 @@ def read_point_events(
     ``max_offshore_km`` from every area. ``fill_zeros`` writes zeros for every area of the
     covered countries and months, as ``read_acled_events`` does.
     """
-    try:
-        options = parse_mapping(mapping, source="mapping")
-        mapping_error = None
-    except MappingError as error:
-        options, mapping_error = {}, str(error)
+    options, mapping_error = parse_mapping_or_error(mapping)
     table = read_table(path, sheet=options.get("sheet"))
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, observation_frame())
     if table.fatal:
         return result
     if mapping_error is not None:

@@ -39,14 +39,13 @@ import pandas as pd
 
 from riskwatch.sources.events import area_polygons, check_coordinates, check_dates, place_rows
 from riskwatch.sources.mapping import (
-    MappingError,
     mapped_column,
     mapping_problems,
-    parse_mapping,
+    parse_mapping_or_error,
     resolve_aliases,
 )
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, read_table
+from riskwatch.sources.tabular import TableRead, read_table, result_from_table
 from riskwatch.sources.values import RowChecks, observation_frame, parse_number_column
 
 #: How far outside every polygon (km) a site may lie and still be placed in the nearest area.
@@ -101,19 +100,9 @@ def read_site_assessments(
     not a number, negative where a count or size is expected, or a share outside 0-1, the same
     site id twice on one date (the later copy).
     """
-    try:
-        options = parse_mapping(mapping, source="mapping")
-        mapping_error = None
-    except MappingError as error:
-        options, mapping_error = {}, str(error)
+    options, mapping_error = parse_mapping_or_error(mapping)
     table = read_table(path, sheet=options.get("sheet"))
-    result = ReadResult(
-        frame=observation_frame(),
-        problems=list(table.problems),
-        rows_read=len(table.data),
-        notes=list(table.notes),
-        meta={"encoding": table.encoding},
-    )
+    result = result_from_table(table, observation_frame())
     if table.fatal:
         return result
     if mapping_error is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskwatch.sources.report import Problem
+from riskwatch.sources.report import Problem, ReadResult
 
 #: How many rows from the top are searched for the HXL hashtag row and the header.
 HXL_SEARCH_ROWS = 25
@@ -473,4 +473,19 @@ def table_from_frame(frame: pd.DataFrame) -> TableRead:
         tags=[None] * len(headers),
         row_numbers=np.arange(1, len(frame) + 1, dtype=int),
         encoding=None,
+    )
+
+
+def result_from_table(table: TableRead, frame: pd.DataFrame, **meta: object) -> ReadResult:
+    """The result every table reader starts from: no rows yet, the table's problems and notes.
+
+    ``frame`` is the empty frame of the reader's output (observations or areas); ``meta`` adds
+    reader-specific facts to the encoding.
+    """
+    return ReadResult(
+        frame=frame,
+        problems=list(table.problems),
+        rows_read=len(table.data),
+        notes=list(table.notes),
+        meta={"encoding": table.encoding, **meta},
     )
