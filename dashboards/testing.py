@@ -7,6 +7,8 @@ check every number the dashboard shows. The expected numbers are next to the dat
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -114,3 +116,19 @@ def populate_sample_database(url: str, *, demo: bool = False) -> str:
     finally:
         engine.dispose()
     return url
+
+
+def run_in_background(server: Any, name: str = "riskwatch-test-server") -> threading.Thread:
+    """Run a waitress server (``serve.make_server``) in a daemon thread, for tests.
+
+    ``server.close()`` from the test closes the sockets while the loop may be inside
+    ``select()``, which then fails with EBADF: that is the loop ending, not an error.
+    """
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            server.run()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -7,7 +7,6 @@ elsewhere. Screenshots go to ``artifacts/screenshots`` in the working tree of th
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ return !!(subplot && subplot.map && subplot.map.loaded() && subplot.map.areTiles
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo database served by the production server on a free loopback port."""
     from dashboards.serve import make_server
+    from dashboards.testing import run_in_background
 
     data_dir = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{data_dir / 'demo.db'}"
@@ -40,12 +40,12 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                              cwd=data_dir)
     run_demo(settings, make_engine(url), url, console=Console(quiet=True))
     server = make_server(settings, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    thread = run_in_background(server)
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
         server.close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

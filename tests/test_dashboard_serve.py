@@ -16,7 +16,7 @@ import pytest
 from dashboards import serve as serve_module
 from dashboards.app import create_app
 from dashboards.serve import listening_urls, make_server, serve, server_url
-from dashboards.testing import build_sample_database
+from dashboards.testing import build_sample_database, run_in_background
 from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import make_engine
 from riskwatch.db.migrate import SchemaError
@@ -43,8 +43,7 @@ def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
 def test_waitress_serves_the_dashboard_over_http(tmp_path: Path) -> None:
     settings = _settings(build_sample_database(tmp_path / "t.db"), tmp_path)
     server = make_server(settings, "127.0.0.1", 0, app=create_app(settings))
-    thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
-    thread.start()
+    thread = run_in_background(server)
     try:
         port = server.effective_port
         assert listening_urls(server) == [f"http://127.0.0.1:{port}/"]

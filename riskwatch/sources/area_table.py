@@ -34,6 +34,7 @@ from riskwatch.sources.report import Problem, ReadResult
 from riskwatch.sources.tabular import TableRead, find_column, read_table, result_from_table
 from riskwatch.sources.values import (
     RowChecks,
+    finish_wide_rows,
     missing_column,
     observation_frame,
     parse_date,
@@ -266,12 +267,7 @@ def read_area_table(
                 }
             )
         )
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
-    long = pd.concat(parts, ignore_index=True)
-    # A row with one bad cell loses all its values: half a row is easy to misread later.
-    good = ~checks.bad[long["position"].to_numpy()] & np.isfinite(long["value"].to_numpy())
-    result.frame = observation_frame(long[good].drop(columns="position"))
+    finish_wide_rows(result, parts, checks)
     result.meta.update(
         {
             "variables": sorted({v for v, _ in targets.values()}),

@@ -69,6 +69,7 @@ from riskwatch.sources.tabular import (
 )
 from riskwatch.sources.values import (
     RowChecks,
+    finish_wide_rows,
     normalise_round,
     observation_frame,
     parse_date_unambiguous,
@@ -156,12 +157,7 @@ def read_hxl_table(path: str | Path, *, mapping: dict | None = None) -> ReadResu
                 }
             )
         )
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
-    long = pd.concat(parts, ignore_index=True)
-    # A row with one bad cell loses all its values: half a row is easy to misread later.
-    good = ~checks.bad[long["position"].to_numpy()] & np.isfinite(long["value"].to_numpy())
-    result.frame = observation_frame(long[good].drop(columns="position"))
+    finish_wide_rows(result, parts, checks)
     used = {*targets, period_column, *extra_columns.values(), *area.get("levels", {}).values()}
     used.add(area["column"])
     unused = [t for c, t in zip(table.columns, table.tags, strict=True) if t and c not in used]

@@ -570,3 +570,23 @@ def parse_mapping_or_error(mapping: dict[str, Any]) -> tuple[dict[str, Any], str
         return parse_mapping(mapping, source="mapping"), None
     except MappingError as error:
         return {}, str(error)
+
+
+def mapped_columns(
+    table: TableRead, wanted: list[tuple[str, str]], problems: list[Problem]
+) -> dict[str, str]:
+    """Each mapping key -> its data column, for ``(role, key)`` pairs; problems appended.
+
+    A key asked for by several roles is looked up once; a missing or ambiguous column adds the
+    problem naming the first role that asked for it.
+    """
+    found: dict[str, str] = {}
+    for role, key in wanted:
+        if key in found:
+            continue
+        column, problem = mapped_column(table, key, role=role)
+        if problem is not None:
+            problems.append(problem)
+        elif column is not None:
+            found[key] = column
+    return found

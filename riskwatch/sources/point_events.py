@@ -33,7 +33,7 @@ from riskwatch.sources.events import (
     record_coverage,
 )
 from riskwatch.sources.mapping import (
-    mapped_column,
+    mapped_columns,
     mapping_problems,
     parse_mapping_or_error,
 )
@@ -155,16 +155,7 @@ def _columns(table: TableRead, options: dict[str, Any], result: ReadResult) -> d
         wanted += [(f"counts[{i}].filter", column) for column in count["filter"]]
         if count["sum_column"]:
             wanted.append((f"counts[{i}].sum_column", count["sum_column"]))
-    found: dict[str, str] = {}
-    for role, key in wanted:
-        if key in found:
-            continue
-        column, problem = mapped_column(table, key, role=role)
-        if problem is not None:
-            result.problems.append(problem)
-        else:
-            found[key] = column
-    return found
+    return mapped_columns(table, wanted, result.problems)
 
 
 def _sum_columns(

@@ -39,7 +39,7 @@ import pandas as pd
 
 from riskwatch.sources.events import area_polygons, check_coordinates, check_dates, place_rows
 from riskwatch.sources.mapping import (
-    mapped_column,
+    mapped_columns,
     mapping_problems,
     parse_mapping_or_error,
     resolve_aliases,
@@ -192,16 +192,7 @@ def _columns(table: TableRead, options: dict[str, Any], result: ReadResult) -> d
         for key in ("column", "weight", "numerator", "denominator"):
             if rule.get(key):
                 wanted.append((f"rules[{i}].{key}", rule[key]))
-    found: dict[str, str] = {}
-    for role, key in wanted:
-        if key in found:
-            continue
-        column, problem = mapped_column(table, key, role=role)
-        if problem is not None:
-            result.problems.append(problem)
-        else:
-            found[key] = column
-    return found
+    return mapped_columns(table, wanted, result.problems)
 
 
 def _periods(

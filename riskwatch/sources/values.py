@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from riskwatch.sources.report import AREA_COLUMNS, OBSERVATION_COLUMNS, Problem
+from riskwatch.sources.report import AREA_COLUMNS, OBSERVATION_COLUMNS, Problem, ReadResult
 
 #: Columns that readers add after OBSERVATION_COLUMNS: the admin level of the pcode (0 for a
 #: country) and the ISO3 country when known (else None). ``match_pcodes`` uses them; an ingest
@@ -313,3 +313,16 @@ def _is_missing(value: object) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, float) and np.isnan(value)
+
+
+def finish_wide_rows(result: ReadResult, parts: list[pd.DataFrame], checks: RowChecks) -> None:
+    """Set a wide table's observations (one part per mapped column) and its row problems.
+
+    Each part carries the file row's ``position``; a row with one bad cell loses all its values,
+    because half a row is easy to misread later.
+    """
+    result.problems.extend(checks.problems)
+    result.rows_quarantined = checks.quarantined
+    long = pd.concat(parts, ignore_index=True)
+    good = ~checks.bad[long["position"].to_numpy()] & np.isfinite(long["value"].to_numpy())
+    result.frame = observation_frame(long[good].drop(columns="position"))
