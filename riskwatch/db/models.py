@@ -68,6 +68,13 @@ class Source(SQLModel, table=True):
     expected_cadence_days: int | None = None
     settings: dict[str, Any] | None = _json_column()
     created_at: datetime = Field(default_factory=utcnow)
+    # Health as the scheduler sees it: a failing source does not stop the others, and one whose
+    # data is older than its expected cadence is stale (its areas are never shown as low risk).
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    stale_since: datetime | None = None
 
 
 class IngestBatch(SQLModel, table=True):
@@ -218,6 +225,10 @@ class Channel(SQLModel, table=True):
     target_redacted: str = Field(max_length=300)
     secret_encrypted: str | None = Field(default=None, max_length=4000)
     healthy: bool = True
+    # Set when a permanent error (e.g. 410 Gone) disabled the channel; cleared by an operator.
+    disabled_at: datetime | None = None
+    consecutive_failures: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
     last_success_at: datetime | None = None
     last_error_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
@@ -252,6 +263,31 @@ class Alert(SQLModel, table=True):
     resolved_at: datetime | None = None
     run_id: int | None = Field(default=None, foreign_key="score_run.id")
     explanation: dict[str, Any] | None = _json_column()
+    country_iso3: str | None = Field(default=None, index=True, max_length=3)
+    # Grouping key (country/admin1): alerts of one group go out in one message per channel.
+    group_key: str | None = Field(default=None, max_length=100)
+    value: float | None = None
+    # Cool-down, repeat interval and hysteresis work on what was *sent*, not on raw data.
+    notified_at: datetime | None = None
+    clear_streak: int = 0
+    acknowledged_at: datetime | None = None
+    escalated_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertDecision(SQLModel, table=True):
+    """One recorded decision about an alert (fired, sent, grouped, inhibited, silenced,
+    cooldown, awaiting_review, approved, escalated, resolved...), so every outcome is explained."""
+
+    __tablename__ = "alert_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int | None = Field(default=None, foreign_key="alert.id", index=True)
+    expert_id: int | None = Field(default=None, foreign_key="expert.id")
+    notification_id: int | None = Field(default=None, foreign_key="notification.id")
+    at: datetime = Field(default_factory=utcnow, index=True)
+    decision: str = Field(max_length=32)
+    detail: dict[str, Any] | None = _json_column()
 
 
 class Notification(SQLModel, table=True):
@@ -264,6 +300,8 @@ class Notification(SQLModel, table=True):
     expert_id: int = Field(foreign_key="expert.id", index=True)
     channel_id: int = Field(foreign_key="channel.id", index=True)
     idempotency_key: str = Field(unique=True, max_length=128)
+    kind: str = Field(default="alert", max_length=16)  # alert / escalation / digest / resolved
+    group_key: str | None = Field(default=None, max_length=100)
     status: str = Field(default="pending", index=True, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
@@ -273,6 +311,15 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     payload: dict[str, Any] | None = _json_column()
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class NotificationAlert(SQLModel, table=True):
+    """Which alerts one (grouped) notification carries."""
+
+    __tablename__ = "notification_alert"
+
+    notification_id: int = Field(foreign_key="notification.id", primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", primary_key=True, index=True)
 
 
 class Acknowledgement(SQLModel, table=True):
@@ -287,6 +334,7 @@ class Acknowledgement(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
     comment: str | None = Field(default=None, max_length=2000)
     feedback: str | None = Field(default=None, max_length=16)
+    via: str | None = Field(default=None, max_length=16)  # link / cli / dashboard
 
 
 class Silence(SQLModel, table=True):
@@ -301,6 +349,7 @@ class Silence(SQLModel, table=True):
     ends_at: datetime
     author: str = Field(max_length=200)
     reason: str = Field(max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class User(SQLModel, table=True):
