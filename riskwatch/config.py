@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -138,6 +146,82 @@ class ScoringSettings(BaseModel):
     )
 
 
+class DeliverySettings(BaseModel):
+    """How the outbox is delivered (riskwatch.dispatch) and how alert links are signed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(
+        8, ge=1, le=100,
+        description="Attempts per notification before it is marked failed (transient errors).",
+    )
+    backoff_base_seconds: float = Field(
+        30.0, ge=0.0, le=86400.0,
+        description="First retry delay; doubled after each failed attempt, with jitter.",
+    )
+    backoff_max_seconds: float = Field(
+        3600.0, ge=0.0, le=7 * 86400.0,
+        description="Longest delay between two attempts of one notification.",
+    )
+    claim_timeout_seconds: float = Field(
+        300.0, gt=0.0, le=86400.0,
+        description="A notification claimed longer ago than this (its dispatcher died) is "
+                    "claimed again.",
+    )
+    batch_size: int = Field(
+        100, ge=1, le=10000, description="Notifications one dispatcher claims at a time."
+    )
+    http_timeout_seconds: float = Field(
+        10.0, gt=0.0, le=600.0, description="Longest wait for a webhook or Apprise request."
+    )
+    ack_link_ttl_hours: int = Field(
+        168, ge=1, le=24 * 365,
+        description="Acknowledgement links in messages expire this many hours after the "
+                    "notification was created.",
+    )
+    encryption_key_file: Path | None = Field(
+        None,
+        description="Key that encrypts channel targets and secrets; empty: secret.key in "
+                    "data_dir, generated on first use (mode 0600).",
+    )
+
+    @field_validator("encryption_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+
+class SmtpSettings(BaseModel):
+    """The SMTP relay e-mail alerts go through (riskwatch.channels.email)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("", description="SMTP server; empty: e-mail channels cannot send.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS).")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls, tls (implicit TLS) or none (loopback relays only)."
+    )
+    username: str = Field("", description="SMTP login; empty: no authentication.")
+    password: SecretStr = Field(
+        SecretStr(""),
+        description="SMTP password; set it with RISKWATCH_SMTP__PASSWORD or password_file.",
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the SMTP password (read when password is empty)."
+    )
+    from_address: str = Field(
+        "riskwatch@localhost", description="Sender address of alert e-mails."
+    )
+    timeout_seconds: float = Field(
+        30.0, gt=0.0, le=600.0, description="Longest wait for the SMTP server."
+    )
+
+    @field_validator("password_file", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+
 class Settings(BaseSettings):
     """All of riskwatch's settings. Field descriptions are the help text the README repeats."""
 
@@ -170,6 +254,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
     @field_validator("data_dir", "indicators_dir", mode="before")
     @classmethod
