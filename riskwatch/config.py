@@ -222,6 +222,89 @@ class SmtpSettings(BaseModel):
         return None if value in ("", None) else value
 
 
+class SchedulerSettings(BaseModel):
+    """`riskwatch scheduler` and `riskwatch run`: job intervals, the lease, liveness, retention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeat_seconds: int = Field(
+        10, ge=1, le=30,
+        description="How often the scheduler renews its lease (less than lease_seconds).",
+    )
+    lease_seconds: int = Field(
+        45, ge=5, le=60,
+        description="The scheduler lease lasts this long without a heartbeat (at most 60 s): "
+                    "a dead scheduler is replaced within this time.",
+    )
+    pipeline_interval_seconds: int = Field(
+        900, ge=1, le=7 * 24 * 3600,
+        description="How often the pipeline runs: due sources, score when data changed, alerts.",
+    )
+    dispatch_interval_seconds: int = Field(
+        60, ge=1, le=3600, description="How often due notifications are sent (and retried).",
+    )
+    escalation_interval_seconds: int = Field(
+        900, ge=1, le=7 * 24 * 3600,
+        description="How often unacknowledged alerts are checked for escalation.",
+    )
+    digest_schedule: str = Field(
+        "0 7 * * *", description="When the daily digest is queued (cron, in digest_timezone).",
+    )
+    digest_timezone: str = Field("UTC", description="Time zone of digest_schedule (IANA name).")
+    retention_days: int = Field(
+        180, ge=1, le=36500,
+        description="Job runs and delivered messages' contents older than this are deleted "
+                    "(alerts, acknowledgements, observations and score runs are kept).",
+    )
+    ping_url: str = Field(
+        "", description="Optional URL fetched (GET) after each successful cycle, for your own "
+                        "dead man's switch monitoring; empty: none.",
+    )
+    shutdown_grace_seconds: int = Field(
+        30, ge=0, le=3600,
+        description="On SIGTERM/SIGINT, how long the running step may take to finish before "
+                    "it is rolled back.",
+    )
+
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_longer_than_heartbeat(cls, value: int, info: Any) -> int:
+        heartbeat = info.data.get("heartbeat_seconds")
+        if heartbeat is not None and value <= heartbeat:
+            raise ValueError(f"more seconds than heartbeat_seconds ({heartbeat})")
+        return value
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"a cron expression such as \"0 7 * * *\" ({exc})") from None
+        return value
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone name such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("ping_url")
+    @classmethod
+    def _check_ping_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("an http(s) URL, or empty")
+        return value
+
+
 class Settings(BaseSettings):
     """All of riskwatch's settings. Field descriptions are the help text the README repeats."""
 
@@ -254,6 +337,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
