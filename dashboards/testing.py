@@ -18,7 +18,22 @@ from sqlmodel import Session
 
 from riskwatch.db.engine import make_engine, session_scope
 from riskwatch.db.migrate import upgrade
-from riskwatch.db.models import Area, IngestBatch, Meta, Observation, Source
+from riskwatch.db.models import (
+    Alert,
+    AlertDecision,
+    Area,
+    AreaScore,
+    Channel,
+    Deployment,
+    Expert,
+    Hotspot,
+    IngestBatch,
+    JobRun,
+    Meta,
+    Observation,
+    ScoreRun,
+    Source,
+)
 from riskwatch.timeutil import utcnow
 
 JANUARY = date(2024, 1, 1)
@@ -35,6 +50,17 @@ SAMPLE_EXPECTED: dict[str, Any] = {
     "map_values": {"TST0101": 200.0, "TST0102": 80.0, "TST0201": None, "XYZ0101": 10.0},
     "series_TST0101": [(JANUARY, 100.0), (FEBRUARY, 200.0)],
     "series_TST0102": [(JANUARY, 75.0), (FEBRUARY, 80.0)],
+    # Score run 1 (February; TST0101 also January): risk classes by area.
+    "risk_classes": {"TST0101": "very_high", "TST0102": "medium",
+                     "TST0201": "insufficient_data", "XYZ0101": "low"},
+    "risk_series_TST0101": [(JANUARY, 6.1), (FEBRUARY, 8.2)],
+    "drivers_TST0101": [("conflict_events_rate", 3.1), ("idps_share_of_population", 2.4),
+                        ("food_insecurity_ipc3plus", 1.2)],
+    # The expert "Ella" is deployed to TST01 (covers TST0101, TST0102); alerts: one on
+    # TST0101 (firing), one on TST0201 (firing, outside Ella's deployment), one on XYZ0101
+    # (another country), one resolved on TST0102.
+    "alert_pcodes": ["TST0101", "TST0201", "XYZ0101", "TST0102"],
+    "expert_alert_pcodes": ["TST0101", "TST0102"],
 }
 
 
@@ -46,8 +72,11 @@ def add_sample_data(session: Session, *, demo: bool = False, now: datetime | Non
     """Add two sources, two batches, seven areas and their observations (see SAMPLE_EXPECTED)."""
     finished = now or utcnow()
     session.add(Source(id="test-boundaries", kind="boundaries", location="test://boundaries",
-                       title="Test boundaries"))
-    session.add(Source(id="test-dtm", kind="dtm", location="test://dtm", title="Test DTM"))
+                       title="Test boundaries", attribution="Test boundary office",
+                       licence="CC BY-IGO"))
+    session.add(Source(id="test-dtm", kind="dtm", location="test://dtm", title="Test DTM",
+                       attribution="Test displacement tracking", licence="Test terms",
+                       expected_cadence_days=30, last_success_at=finished))
     session.flush()
     boundaries = IngestBatch(source_id="test-boundaries", kind="boundaries",
                              location="test://boundaries", status="succeeded",
@@ -99,6 +128,66 @@ def add_sample_data(session: Session, *, demo: bool = False, now: datetime | Non
     if demo:
         session.add(Meta(key="database_kind", value="demo"))
     session.flush()
+    add_sample_scores(session, now=finished)
+    add_sample_alerts(session, now=finished)
+
+
+def add_sample_scores(session: Session, *, now: datetime) -> int:
+    """Score run 1 with risk classes and hotspots of the sample areas (see SAMPLE_EXPECTED)."""
+    # The run saw every batch stored so far (batches start after ``now`` is read).
+    run = ScoreRun(profile_hash="sample", data_as_of=max(now, utcnow()), params_hash="sample",
+                   status="succeeded", started_at=now, finished_at=now)
+    session.add(run)
+    session.flush()
+    assert run.id is not None
+    contributions = dict(SAMPLE_EXPECTED["drivers_TST0101"])
+    top = ";".join(f"{name}:{value:.2f}" for name, value in contributions.items())
+    rows = [
+        ("TST0101", JANUARY, 6.1, "high", 0.8),
+        ("TST0101", FEBRUARY, 8.2, "very_high", 0.9),
+        ("TST0102", FEBRUARY, 4.9, "medium", 0.7),
+        ("TST0201", FEBRUARY, None, "insufficient_data", 0.1),
+        ("XYZ0101", FEBRUARY, 2.5, "low", 0.6),
+    ]
+    for pcode, period, risk, risk_class, reliability in rows:
+        drivers = ({"top_drivers": top, "contributions": contributions}
+                   if pcode == "TST0101" else {"top_drivers": "", "contributions": {}})
+        session.add(AreaScore(run_id=run.id, area_pcode=pcode, period=period, risk=risk,
+                              risk_class=risk_class, reliability=reliability, drivers=drivers))
+    for pcode, period, hotspot_class, temporal in [
+        ("TST0101", JANUARY, "hot_95", "new"), ("TST0101", FEBRUARY, "hot_99", "consecutive"),
+        ("TST0102", FEBRUARY, "not_significant", "none"),
+    ]:
+        session.add(Hotspot(run_id=run.id, area_pcode=pcode, period=period, variable="risk",
+                            gi_z=2.5, p_value=0.01, p_fdr=0.02, hotspot_class=hotspot_class,
+                            temporal_class=temporal))
+    session.flush()
+    return run.id
+
+
+def add_sample_alerts(session: Session, *, now: datetime) -> int:
+    """The expert Ella (deployed to TST01, one capture channel) and four alerts; Ella's id."""
+    expert = Expert(name="Ella")
+    session.add(expert)
+    session.flush()
+    assert expert.id is not None
+    session.add(Channel(expert_id=expert.id, kind="capture", target_encrypted="x",
+                        target_redacted="capture:/tmp/…", healthy=True, last_success_at=now))
+    session.add(Deployment(expert_id=expert.id, area_pcode="TST01"))
+    states = {"TST0101": "firing", "TST0201": "firing", "XYZ0101": "firing",
+              "TST0102": "resolved"}
+    for pcode in SAMPLE_EXPECTED["alert_pcodes"]:
+        alert = Alert(fingerprint=f"high_risk:{pcode}", rule="high_risk", area_pcode=pcode,
+                      severity="warning", state=states[pcode], first_seen=now, last_seen=now,
+                      explanation={"summary": f"Risk is high in {pcode}"})
+        session.add(alert)
+        session.flush()
+        session.add(AlertDecision(alert_id=alert.id, at=now, decision="fired",
+                                  detail={"rule": "high_risk"}))
+    session.add(JobRun(job="cycle", started_at=now, finished_at=now, status="succeeded",
+                       counts={"ingested": 1}))
+    session.flush()
+    return expert.id
 
 
 def build_sample_database(path: Path, *, demo: bool = False) -> str:

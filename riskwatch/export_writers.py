@@ -1,4 +1,8 @@
-"""Writing an export (:class:`riskwatch.exports.ExportTable`) as csv, geojson or gpkg.
+"""Writing an export (:class:`riskwatch.exports.ExportTable`) as csv, geojson, gpkg, html, png.
+
+html and png are maps of risk classes (``scores``): a standalone folium page that opens without
+a network (:mod:`riskwatch.offline_map`) and an image drawn by matplotlib
+(:mod:`riskwatch.map_png`); both carry attribution, licence notes and the sensitivity label.
 
 Deterministic: no timestamps and one number format, so the same data gives the same bytes.
 Streamed in chunks of rows, so a large export is never held as text in memory.
@@ -26,6 +30,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from riskwatch.exports import ExportTable, check_destination
+
+DEMO_NOTE = "SYNTHETIC DEMO DATA - not a real country or crisis"
 
 COORDINATE_DECIMALS = 6  # ~0.1 m: exact enough for admin boundaries, far smaller files
 CSV_LINE_END = "\n"
@@ -175,6 +181,69 @@ def write_gpkg(table: ExportTable, path: Path) -> None:
     pyogrio.write_dataframe(pairs, path, layer="about", driver="GPKG")
 
 
+def map_frame(table: ExportTable) -> Any:
+    """The export's rows as a GeoDataFrame for the map formats (pcode, name, risk_class, risk,
+    geometry); areas without a boundary keep an empty geometry and are not drawn."""
+    import geopandas as gpd
+
+    frame = table.frame
+    pcodes = frame["pcode"].astype(str).tolist()
+    return gpd.GeoDataFrame(
+        {
+            "pcode": pcodes,
+            "name": [table.names.get(pcode, pcode) for pcode in pcodes],
+            "risk_class": frame["risk_class"].astype("object").tolist(),
+            "risk": pd.to_numeric(frame["risk"], errors="coerce").tolist(),
+        },
+        geometry=[table.geometries.get(pcode) for pcode in pcodes],
+        crs="EPSG:4326",
+    )
+
+
+def map_title(table: ExportTable) -> str:
+    """A map's title: what, admin level, period(s) and run, from the export's filters."""
+    periods = sorted({p.isoformat() for p in table.frame["period"].dropna().tolist()})
+    when = (periods[0] if len(periods) == 1 else
+            f"{periods[0]} to {periods[-1]} (latest of each country)" if periods else "no data")
+    level = table.about.filters.get("level", "?").split(" ")[0]
+    run = table.about.filters.get("run", "?").split(" ")[0]
+    return f"Trafficking risk by area - admin level {level}, {when} (score run {run})"
+
+
+def map_footer(table: ExportTable) -> str:
+    """The provenance printed on a PNG map: sensitivity, attribution, licence notes."""
+    about = table.about
+    demo = f"{DEMO_NOTE}. " if table.is_demo else ""
+    return (f"{demo}{about.sensitivity}\nAttribution: {about.attribution}\n"
+            f"Licence notes: {about.licence}\nMade with riskwatch; grey hatched areas have "
+            "insufficient data (unknown risk, not low).")
+
+
+def write_html(table: ExportTable, stream: IO[str]) -> None:
+    """A standalone HTML map of the scores' risk classes (no network needed to open it)."""
+    from riskwatch.offline_map import MapNotes, build_offline_map_html
+
+    about = table.about
+    notes = MapNotes(title=map_title(table), attribution=about.attribution,
+                     licence=about.licence, sensitivity=about.sensitivity,
+                     note=DEMO_NOTE if table.is_demo else None)
+    stream.write(build_offline_map_html(map_frame(table), notes))
+
+
+def png_bytes(table: ExportTable, *, width_px: int = 1200, height_px: int = 900) -> bytes:
+    """A PNG map of the scores' risk classes, provenance drawn in and in its text chunks."""
+    from riskwatch.map_png import render_map_png
+
+    about = table.about
+    return render_map_png(
+        map_frame(table), title=map_title(table), footer=map_footer(table),
+        width_px=width_px, height_px=height_px,
+        metadata={"Attribution": about.attribution, "Licence": about.licence,
+                  "Sensitivity": about.sensitivity,
+                  **({"Note": DEMO_NOTE} if table.is_demo else {})},
+    )
+
+
 def sidecar_path(out: Path) -> Path:
     """``PATH.about.txt`` beside a csv export at ``PATH``."""
     return out.with_name(out.name + ".about.txt")
@@ -206,12 +275,17 @@ def write_export(table: ExportTable, export_format: str, *, out: Path | None,
                  stdout: IO[bytes]) -> list[Path]:
     """Write ``table`` to ``out`` (csv also gets its sidecar) or to ``stdout``; files written."""
     writers: dict[str, Callable[[ExportTable, IO[str]], None]] = {
-        "csv": write_csv, "geojson": write_geojson,
+        "csv": write_csv, "geojson": write_geojson, "html": write_html,
     }
     check_destination(export_format, out)
     if export_format == "gpkg":
         assert out is not None
         _replace_atomically(out, lambda path: write_gpkg(table, path), suffix=".gpkg")
+        return [out]
+    if export_format == "png":
+        assert out is not None
+        image = png_bytes(table)
+        _replace_atomically(out, lambda path: path.write_bytes(image))
         return [out]
     write = writers[export_format]
     if out is None:

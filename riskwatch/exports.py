@@ -35,6 +35,7 @@ from riskwatch.db.models import (
     Hotspot,
     IndicatorProfile,
     IngestBatch,
+    Meta,
     ScoreRun,
     Source,
 )
@@ -45,10 +46,12 @@ from riskwatch.privacy import is_sensitive, sensitivity_label, suppress_small_co
 from riskwatch.timeutil import to_utc
 
 FORMATS: tuple[str, ...] = ("csv", "geojson", "gpkg", "html", "png")
-#: Formats that come with the map dashboard; refused until then.
+#: Map formats: a standalone HTML map and a PNG image of risk classes (scores only).
 MAP_FORMATS: tuple[str, ...] = ("html", "png")
+#: The exports that map formats can draw: a map colours areas by their risk class.
+MAP_EXPORTS: tuple[str, ...] = ("scores",)
 #: Binary formats: never to standard output.
-BINARY_FORMATS: tuple[str, ...] = ("gpkg",)
+BINARY_FORMATS: tuple[str, ...] = ("gpkg", "png")
 #: Formats that carry the areas' geometries.
 SPATIAL_FORMATS: tuple[str, ...] = ("geojson", "gpkg")
 
@@ -181,6 +184,9 @@ class ExportTable:
     about: ExportAbout
     # pcode -> geometry (None: no boundary), for the spatial formats only.
     geometries: dict[str, BaseGeometry | None] = field(default_factory=dict)
+    # pcode -> area name and the demo flag, for the map formats (labels, "synthetic" note).
+    names: dict[str, str] = field(default_factory=dict)
+    is_demo: bool = False
 
 
 Loader = Callable[[Session, ExportRequest, int, bool], ExportTable]
@@ -663,9 +669,10 @@ def check_request(request: ExportRequest) -> ExportSpec:
         raise UsageError(f"unknown export {request.what!r}; one of {', '.join(EXPORT_NAMES)}")
     if request.format not in FORMATS:
         raise UsageError(f"unknown format {request.format!r}; one of {', '.join(FORMATS)}")
-    if request.format in MAP_FORMATS:
-        raise ExportRefused(f"not available yet: {request.format} exports come with the map "
-                            "dashboard; use csv, geojson or gpkg")
+    if request.format in MAP_FORMATS and spec.what not in MAP_EXPORTS:
+        raise UsageError(f"{request.format} exports are maps of risk classes: use "
+                         f"`riskwatch export scores --format {request.format}`; {spec.what} "
+                         "exports come as csv, geojson or gpkg")
     for option, flag in _OPTION_FLAGS.items():
         if getattr(request, option) is not None and option not in spec.options:
             raise UsageError(f"{flag} does not apply to {spec.what} exports")
@@ -691,4 +698,22 @@ def build_export(session: Session, request: ExportRequest, *, threshold: int) ->
         raise ExportRefused(f"not available yet: {spec.what} exports are not implemented in "
                             "this version of riskwatch")
     _check_country(session, request.country)
-    return spec.loader(session, request, threshold, request.format in SPATIAL_FORMATS)
+    is_map = request.format in MAP_FORMATS
+    table = spec.loader(session, request, threshold,
+                        request.format in SPATIAL_FORMATS or is_map)
+    if is_map:
+        pcodes = table.frame["pcode"].astype(str).unique().tolist()
+        table.names = _area_names(session, pcodes)
+        kind = session.get(Meta, "database_kind")
+        table.is_demo = kind is not None and kind.value == "demo"
+    return table
+
+
+def _area_names(session: Session, pcodes: list[str]) -> dict[str, str]:
+    """Area names for map labels (one query per 1000 pcodes)."""
+    names: dict[str, str] = {}
+    for start in range(0, len(pcodes), 1000):
+        chunk = pcodes[start:start + 1000]
+        names.update({str(pcode): str(name) for pcode, name in session.exec(
+            select(Area.pcode, Area.name).where(col(Area.pcode).in_(chunk))).all()})
+    return names

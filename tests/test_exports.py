@@ -337,8 +337,9 @@ def test_gpkg_of_areas_keeps_gazetteer_areas(run: Exporter, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["areas", "--format", "html"], 1, "not available yet: html exports come with the map"),
-        (["areas", "--format", "png"], 1, "not available yet: png exports"),
+        (["areas", "--format", "html"], 2, "html exports are maps of risk classes"),
+        (["areas", "--format", "png"], 2, "png exports are maps of risk classes"),
+        (["scores", "--format", "png"], 2, "binary format"),
         (["observations", "--format", "gpkg"], 2, "binary format"),
         (["bogus", "--format", "csv"], 2, "'bogus' is not one of"),
         (["areas", "--format", "xlsx"], 2, "'xlsx' is not one of"),
