@@ -305,6 +305,22 @@ class SchedulerSettings(BaseModel):
         return value
 
 
+class MapSettings(BaseModel):
+    """The dashboard map: optional base-map tiles (none by default: the map needs no network)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile_url: str = Field(
+        "",
+        description="Base-map tile URL template ({z}/{x}/{y}); empty: no base map, boundaries "
+        "and labels only.",
+    )
+    tile_attribution: str = Field(
+        "", description="Attribution of the base-map tiles, shown on the map (required by most "
+        "tile providers).",
+    )
+
+
 class Settings(BaseSettings):
     """All of riskwatch's settings. Field descriptions are the help text the README repeats."""
 
@@ -340,6 +356,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    map: MapSettings = Field(default_factory=MapSettings)
 
     @field_validator("data_dir", "indicators_dir", mode="before")
     @classmethod
