@@ -305,6 +305,32 @@ class SchedulerSettings(BaseModel):
         return value
 
 
+class AlertsSettings(BaseModel):
+    """Where the alert rules live; thresholds and timings are in that file (alerts.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules_file: Path | None = Field(
+        None,
+        description="Alert rules (TOML); empty: ./config/alerts.toml, else the packaged one.",
+    )
+
+    @field_validator("rules_file", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @property
+    def resolved_rules_file(self) -> Path:
+        """The rules file: the setting, else ./config/alerts.toml, else the packaged one."""
+        if self.rules_file is not None:
+            return self.rules_file.expanduser()
+        local = Path("config") / "alerts.toml"
+        if local.is_file():
+            return local
+        return packaged_path("config", "alerts.toml")
+
+
 class MapSettings(BaseModel):
     """The dashboard map: optional base-map tiles (none by default: the map needs no network)."""
 
@@ -356,6 +382,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     map: MapSettings = Field(default_factory=MapSettings)
 
     @field_validator("data_dir", "indicators_dir", mode="before")

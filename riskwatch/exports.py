@@ -644,6 +644,67 @@ def load_hotspots(
     return ExportTable(_SPECS_BY_NAME["hotspots"], frame, about, geometries)
 
 
+def load_alerts(
+    session: Session, request: ExportRequest, threshold: int, with_geometry: bool
+) -> ExportTable:
+    """Every alert (firing and resolved), sorted by id; ``--level``/``--country`` filter the
+    areas, ``--run`` keeps the alerts last evaluated against that score run."""
+    from riskwatch.alerts.queries import acknowledged_by
+    from riskwatch.db.models import Alert
+
+    if request.run is not None:
+        _score_run(session, request)  # refuses an unknown or failed run
+    statement = sql_select(
+        col(Alert.id), col(Alert.rule), col(Alert.area_pcode), col(Area.admin_level),
+        col(Alert.severity), col(Alert.state), col(Alert.first_seen), col(Alert.last_seen),
+        col(Alert.acknowledged_at),
+    ).join(Area, col(Area.pcode) == col(Alert.area_pcode))
+    if request.level is not None:
+        _check_level(session, request.level, request.country)
+        statement = statement.where(col(Area.admin_level) == request.level)
+    if request.country:
+        statement = statement.where(col(Area.country_iso3) == request.country)
+    if request.run is not None:
+        statement = statement.where(col(Alert.run_id) == request.run)
+    rows = [tuple(row) for row in session.execute(statement).all()]
+    raw = pd.DataFrame(rows, columns=["id", "rule", "pcode", "admin_level", "severity", "state",
+                                      "first_seen", "last_seen", "acknowledged_at"],
+                       dtype="object")
+    raw = raw.sort_values("id", kind="stable", ignore_index=True)
+    by = acknowledged_by(session, [int(i) for i in raw["id"]])
+
+    def _time(value: Any) -> str:
+        return _iso_utc(value) if isinstance(value, datetime) else ""
+
+    frame = pd.DataFrame({
+        "id": raw["id"].astype("int64"),
+        "rule": raw["rule"].astype("str"),
+        "pcode": raw["pcode"].astype("str"),
+        "admin_level": raw["admin_level"].astype("int64"),
+        "severity": raw["severity"].astype("str"),
+        "state": raw["state"].astype("str"),
+        "first_seen": raw["first_seen"].map(_time).astype("str"),
+        "last_seen": raw["last_seen"].map(_time).astype("str"),
+        "acknowledged_by": raw["id"].map(lambda i: by.get(int(i), "")).astype("str"),
+        "acknowledged_at": raw["acknowledged_at"].map(_time).astype("str"),
+    })
+    filters = {"level": str(request.level) if request.level is not None else "all",
+               "country": request.country or "all",
+               "run": str(request.run) if request.run is not None else "all"}
+    batch_ids = [int(b) for b in session.exec(select(IngestBatch.id)).all() if b is not None]
+    about = ExportAbout(
+        what="alerts", filters=filters, sources=_sources_of_batches(session, sorted(batch_ids)),
+        sensitivity=sensitivity_label([], threshold), schema_revision=_schema_revision(session),
+        rows=len(frame), threshold=threshold,
+    )
+    geometries: dict[str, Any] = {}
+    if with_geometry and len(frame):
+        pcodes = sorted(set(frame["pcode"]))
+        geometries = {str(p): g for p, g in session.exec(
+            select(Area.pcode, Area.geometry).where(col(Area.pcode).in_(pcodes))).all()}
+    return ExportTable(_SPECS_BY_NAME["alerts"], frame, about, geometries)
+
+
 EXPORT_SPECS: tuple[ExportSpec, ...] = (
     ExportSpec("areas", _AREA_COLUMNS, frozenset({"level", "country"}), load_areas),
     ExportSpec("observations", _OBSERVATION_COLUMNS,
@@ -653,7 +714,8 @@ EXPORT_SPECS: tuple[ExportSpec, ...] = (
     ExportSpec("hotspots", _HOTSPOT_COLUMNS,
                frozenset({"level", "variable", "period", "country", "run", "as_of"}),
                load_hotspots),
-    ExportSpec("alerts", _ALERT_COLUMNS, frozenset({"level", "country", "run"})),
+    ExportSpec("alerts", _ALERT_COLUMNS, frozenset({"level", "country", "run"}),
+               load_alerts),
 )
 _SPECS_BY_NAME = {spec.what: spec for spec in EXPORT_SPECS}
 EXPORT_NAMES: tuple[str, ...] = tuple(_SPECS_BY_NAME)
