@@ -101,7 +101,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Database, schema version, counts, last runs and the scheduler lease."""
-    from riskwatch.status import collect_status, format_time
+    from riskwatch.status import collect_status, format_time, print_scheduler_status
 
     app = app_context(ctx)
     url = app.settings.resolved_database_url
@@ -152,15 +152,7 @@ def status(ctx: click.Context) -> None:
                      format_time(run.finished_at), (run.error or "")[:80])
     console.print(runs if report.last_job_runs else "Last job runs: none yet")
 
-    lease = report.lease
-    if lease is None:
-        console.print("Scheduler: not running (no lease held)")
-    else:
-        console.print(
-            f"Scheduler lease: host {lease.host}, pid {lease.pid}, since "
-            f"{format_time(lease.acquired_at)}, last heartbeat {format_time(lease.heartbeat_at)}"
-            f", expires {format_time(lease.expires_at)}"
-        )
+    print_scheduler_status(report, console)
 
 
 # --- demo ----------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ The file holds one ``[[source]]`` table per source::
     mapping = "mappings/sites.toml"       # relative to this file's folder (hxl/events/sites/table)
     country = "AFG"                       # --country: ISO3 for files that do not say it
     level = 2                             # --level: admin level of a boundaries file
-    schedule = "0 6 * * 1"                # cron, UTC (used by the scheduler)
+    schedule = "0 6 * * 1"                # cron (used by the scheduler), in `timezone` ...
+    # interval_minutes = 1440             # ... or every N minutes (not both)
+    timezone = "UTC"                      # IANA time zone of the schedule (default UTC)
     expected_cadence_days = 90            # older data or last ingest than this: "stale"
     title = "IOM DTM Afghanistan, districts"
     attribution = "IOM Displacement Tracking Matrix"
@@ -50,7 +52,8 @@ MAX_LEVEL = 5
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEYS = {
     "id", "kind", "location", "query", "mapping", "country", "level", "schedule",
-    "expected_cadence_days", "title", "attribution", "licence", "aggregate_columns",
+    "interval_minutes", "timezone", "expected_cadence_days", "title", "attribution", "licence",
+    "aggregate_columns",
 }
 _TEXT_LIMITS = {"title": 300, "attribution": 1000, "licence": 300}
 
@@ -68,6 +71,8 @@ class SourceSpec:
     country: str | None = None
     level: int | None = None
     schedule: str | None = None
+    interval_minutes: int | None = None
+    timezone: str = "UTC"
     expected_cadence_days: int | None = None
     title: str | None = None
     attribution: str | None = None
@@ -81,7 +86,8 @@ class SourceSpec:
     def declaration(self) -> dict[str, Any]:
         """The declaration as JSON-ready data, kept on the Source row for the record."""
         data: dict[str, Any] = {"kind": self.kind, "config_file": str(self.config_file)}
-        for key in ("location", "query", "country", "level", "schedule", "expected_cadence_days"):
+        for key in ("location", "query", "country", "level", "schedule", "interval_minutes",
+                    "expected_cadence_days"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
@@ -89,7 +95,14 @@ class SourceSpec:
             data["mapping"] = str(self.mapping)
         if self.aggregate_columns:
             data["aggregate_columns"] = list(self.aggregate_columns)
+        if self.schedule is not None or self.interval_minutes is not None:
+            data["timezone"] = self.timezone
         return data
+
+    @property
+    def is_scheduled(self) -> bool:
+        """Whether the source has its own schedule (a cron expression or an interval)."""
+        return self.schedule is not None or self.interval_minutes is not None
 
 
 def load_sources(path: Path) -> list[SourceSpec]:
@@ -196,11 +209,23 @@ def _parse_entry(
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)
                               or not 0 <= level <= MAX_LEVEL):
         bad("level", f"= {level!r}: expected a whole number 0-{MAX_LEVEL}")
+    timezone = entry.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not _valid_timezone(timezone):
+        bad("timezone", f"= {timezone!r}: expected an IANA time zone name such as \"UTC\" or "
+                        "\"Europe/Paris\"")
+        timezone = "UTC"
     schedule = entry.get("schedule")
     if schedule is not None:
         message = _cron_problem(schedule)
         if message:
             bad("schedule", f"= {schedule!r}: {message}")
+    interval = entry.get("interval_minutes")
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            bad("interval_minutes", f"= {interval!r}: expected a whole number of minutes, "
+                                    "1 or more")
+        elif schedule is not None:
+            bad("interval_minutes", "and 'schedule' are both given; give one of them")
     cadence = entry.get("expected_cadence_days")
     if cadence is not None and (isinstance(cadence, bool) or not isinstance(cadence, int)
                                 or cadence < 1):
@@ -226,6 +251,8 @@ def _parse_entry(
         country=iso3,
         level=level,
         schedule=schedule,
+        interval_minutes=interval,
+        timezone=timezone,
         expected_cadence_days=cadence,
         title=entry.get("title"),
         attribution=entry.get("attribution"),
@@ -259,6 +286,16 @@ def _cron_problem(expression: object) -> str | None:
     except ValueError as error:
         return f"not a valid cron expression ({error}); expected five fields such as \"0 6 * * 1\""
     return None
+
+
+def _valid_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _check_query(query: Mapping[str, Any], bad: Any) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -25,6 +27,8 @@ from riskwatch.db.models import (
     Source,
     User,
 )
+from riskwatch.lease import LeaseView, describe_lease
+from riskwatch.source_health import SourceHealth, source_health
 from riskwatch.timeutil import iso_utc
 
 
@@ -39,6 +43,8 @@ class StatusReport:
     last_batches: list[IngestBatch] = field(default_factory=list)
     last_job_runs: list[JobRun] = field(default_factory=list)
     lease: SchedulerLease | None = None
+    lease_view: LeaseView | None = None  # the lease with its heartbeat age and state
+    source_problems: list[SourceHealth] = field(default_factory=list)  # stale or failing
 
 
 def _count(session: Session, statement) -> int:  # type: ignore[no-untyped-def]
@@ -88,7 +94,32 @@ def collect_status(engine: Engine, url: str, *, recent: int = 5) -> StatusReport
             session.exec(select(JobRun).order_by(col(JobRun.id).desc()).limit(recent))
         )
         report.lease = session.get(SchedulerLease, "scheduler")
+        report.lease_view = describe_lease(report.lease)
+        report.source_problems = [h for h in source_health(session) if h.stale or h.failing]
     return report
+
+
+def print_scheduler_status(report: StatusReport, console: Console) -> None:
+    """The scheduler lease (holder, since, last heartbeat and its age) and sources in trouble."""
+    view = report.lease_view
+    if view is None:
+        console.print("Scheduler: not running (no lease held)")
+    else:
+        console.print(
+            f"Scheduler lease: host {view.host}, pid {view.pid}, since {format_time(view.since)}"
+            f", last heartbeat {format_time(view.heartbeat_at)} "
+            f"({view.heartbeat_age_seconds:.0f} s ago), expires {format_time(view.expires_at)}: "
+            f"{view.state}", markup=False)
+    stale = [h for h in report.source_problems if h.stale]
+    failing = [h for h in report.source_problems if h.failing and not h.stale]
+    if not report.source_problems:
+        console.print("Sources: none stale or failing")
+    for h in stale:
+        console.print(f"[yellow]Stale data:[/] source {h.id}: {h.stale_reason}; its areas are "
+                      "never shown as low risk")
+    for h in failing:
+        console.print(f"[red]Failing source:[/] {h.id}: last error {format_time(h.last_error_at)}"
+                      f": {escape((h.last_error or '')[:200])}")
 
 
 def format_time(value: datetime | None) -> str:
