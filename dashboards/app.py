@@ -1,13 +1,17 @@
 """The dashboard: a Flask server with the access gate, hosting the Dash app.
 
-Routes (CONTRACTS.md, "Web routes"): ``/`` and ``/area/<pcode>`` (the Dash app), ``/login``,
-``/logout``, ``/healthz``, and Dash's own routes, all behind the gate of
-:mod:`dashboards.auth`. The app only reads the database, except for the login time that
-:func:`riskwatch.users.authenticate` records.
+Routes (CONTRACTS.md, "Web routes"): the pages ``/`` (map), ``/area/<pcode>``, ``/alerts``,
+``/health``, ``/exports`` and ``/users`` (the Dash app; a role that may not open a page gets a
+403 page), ``/download/<what>`` (exports), ``/login``, ``/logout``, ``/healthz``, the map's
+data routes and Dash's own routes, all behind the gate of :mod:`dashboards.auth`. The one
+exception is ``/ack/<token>`` (:mod:`dashboards.ack`), where the signed token is the
+credential. The app writes only people's actions: logins, acknowledgements, silences,
+approvals, and the audit trail of downloads.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,17 +21,23 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboards.ack import install_ack
 from dashboards.auth import (
     CSRF_COOKIE_NAME,
     CSRF_HEADER_NAME,
     HEALTH_PATH,
     SESSION_COOKIE_NAME,
+    STYLESHEET_PATH,
     WebContext,
+    current_user,
     install_auth,
     load_or_create_secret_key,
+    may_open_page,
 )
 from dashboards.callbacks import register_callbacks
+from dashboards.downloads import install_downloads
 from dashboards.layout import shell
+from dashboards.map_page import install_map
 from riskwatch.config import Settings
 from riskwatch.db.engine import DatabaseUnavailable, check_connection, make_engine
 from riskwatch.timeutil import utcnow
@@ -77,6 +87,21 @@ def _install_security_headers(server: Flask, dash_app: dash.Dash) -> None:
         return response
 
     server.after_request(add_headers)
+
+
+#: Pages besides "/" and "/area/<pcode>" (their roles: dashboards.auth.PAGE_ROLES).
+PAGE_PATHS = ("/alerts", "/health", "/exports", "/users")
+
+
+def _forbidden_page(path: str) -> Response:
+    body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Not allowed - riskwatch</title>
+<link rel="stylesheet" href="{STYLESHEET_PATH}"></head>
+<body class="login-body"><main class="login-box"><h1 class="brand">riskwatch</h1>
+<p class="login-error" role="alert">Your role cannot open {html.escape(path)}.</p>
+<p><a href="/">Back to the map</a></p></main></body></html>
+"""
+    return Response(body, status=403, mimetype="text/html")
 
 
 def _healthz(engine: Engine) -> Callable[[], tuple[Response, int]]:
@@ -136,12 +161,26 @@ def create_app(
     )
     dash_app.layout = shell
     register_callbacks(dash_app, engine)
+    install_map(server, dash_app, engine, settings)
 
     def area_page(pcode: str) -> str:
         # The same single-page app; the page callback reads the pcode from the URL.
         return dash_app.index()
 
+    def page(path: str) -> Callable[[], Response | str]:
+        def view() -> Response | str:
+            user = current_user()
+            if user is None or not may_open_page(user, path):
+                return _forbidden_page(path)
+            return dash_app.index()
+
+        return view
+
     server.add_url_rule("/area/<pcode>", "area_page", area_page)
+    for path in PAGE_PATHS:
+        server.add_url_rule(path, f"page_{path.strip('/')}", page(path))
+    install_downloads(server)
+    install_ack(server)
     _install_security_headers(server, dash_app)
     server.extensions["dash_app"] = dash_app
     server.extensions["riskwatch_engine"] = engine

@@ -66,12 +66,28 @@ SECRET_KEY_FILE = "web_secret_key"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 HEALTH_PATH = "/healthz"
+#: Acknowledgement links from alert messages: the signed token in the URL is the credential
+#: (the one documented exception to "a session or 401"); the view refuses any invalid token.
+ACK_PREFIX = "/ack/"
 STYLESHEET_PATH = "/assets/riskwatch.css"
 # Everything reachable without a session. The stylesheet is the only static file the login page
 # loads; other assets and Dash's bundles need a session like every other route.
 PUBLIC_PATHS = frozenset({LOGIN_PATH, HEALTH_PATH, STYLESHEET_PATH})
 # HTML pages of the dashboard: without a session they redirect to the login page.
-PAGE_PATH = re.compile(r"/(?:area/[^/]+)?")
+PAGE_PATH = re.compile(r"/(?:area/[^/]+|alerts|health|exports|users)?")
+
+#: Who may open which page (the page callback and the Flask route both check it).
+ALL_ROLES: frozenset[str] = frozenset({"coordinator", "expert", "analyst", "admin"})
+PAGE_ROLES: dict[str, frozenset[str]] = {
+    "/": ALL_ROLES,
+    "/area": ALL_ROLES,
+    "/alerts": ALL_ROLES,
+    "/health": frozenset({"coordinator", "admin"}),
+    "/exports": frozenset({"coordinator", "analyst", "admin"}),
+    "/users": frozenset({"admin"}),
+}
+#: Who may download exports (the download route checks role and country scope).
+DOWNLOAD_ROLES: frozenset[str] = PAGE_ROLES["/exports"]
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _SESSION_KEYS = ("uid", "sid", "pwf", "login_at", "seen", "csrf")
@@ -263,6 +279,26 @@ def current_user() -> CurrentUser | None:
     return g.get("riskwatch_user")
 
 
+def page_key(path: str) -> str:
+    """The :data:`PAGE_ROLES` key of a dashboard path (``/area/X`` -> ``/area``)."""
+    if path.startswith("/area/"):
+        return "/area"
+    return path
+
+
+def may_open_page(user: CurrentUser, path: str) -> bool:
+    """Whether ``user``'s role may open the page at ``path`` (unknown pages: yes, they 404)."""
+    roles = PAGE_ROLES.get(page_key(path))
+    return roles is None or user.role in roles
+
+
+def in_scope(user: CurrentUser, country_iso3: str | None) -> bool:
+    """Whether ``user`` may see data of this country (no scope: every country)."""
+    if not user.countries:
+        return True
+    return country_iso3 is not None and country_iso3.upper() in user.countries
+
+
 def require_role(*roles: str) -> Callable[[F], F]:
     """Decorate a Flask view or a Dash callback so only these roles may call it (else 403).
 
@@ -317,6 +353,12 @@ def gate() -> Response | None:
     path = request.path
     if path in PUBLIC_PATHS:
         return None
+    if path.startswith(ACK_PREFIX):
+        # The token is checked by the view itself (dashboards.ack), for GET and POST alike;
+        # its POST form carries its own CSRF token. Nothing else is answered there.
+        if request.method in ("GET", "HEAD", "POST"):
+            return None
+        return _json_error(403, "acknowledgement links take GET and POST only")
     context = web_context()
     try:
         user = load_session_user(context)
@@ -406,6 +448,18 @@ def _login_csrf_token() -> str:
         token = secrets.token_urlsafe(32)
         web_session["csrf"] = token
     return token
+
+
+def form_csrf_token() -> str:
+    """The CSRF token of this browser's (possibly anonymous) session, for a plain HTML form."""
+    return _login_csrf_token()
+
+
+def form_csrf_ok(sent: str | None) -> bool:
+    """Whether a form's ``csrf_token`` matches this browser's session token."""
+    expected = web_session.get("csrf")
+    return isinstance(expected, str) and bool(expected) and hmac.compare_digest(
+        sent or "", expected)
 
 
 def login_view() -> Response:

@@ -1,6 +1,9 @@
-"""The dashboard's Dash callbacks: thin wrappers around :mod:`dashboards.data` and ``layout``.
+"""The dashboard's Dash callbacks: thin wrappers around pure functions of :mod:`dashboards.data`,
+``layout`` and ``pages``.
 
-They run only after the gate let the request through, so :func:`current_user` is set.
+They run only after the gate let the request through, so :func:`current_user` is set; each
+one checks the role (and the data functions the country scope) again on the server, and
+answers 403 to what the user may not do, whatever the page showed them.
 """
 
 from __future__ import annotations
@@ -9,13 +12,25 @@ from typing import Any
 from urllib.parse import unquote
 
 import dash
-from dash import Input, Output
+from dash import Input, Output, State
 from dash.exceptions import PreventUpdate
+from flask import abort
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboards import data, layout
-from dashboards.auth import CurrentUser, current_user
+from dashboards.auth import (
+    PAGE_ROLES,
+    CurrentUser,
+    current_user,
+    may_open_page,
+    web_context,
+)
+from dashboards.map_page import map_page_content
+from dashboards.pages import alerts as alerts_page
+from dashboards.pages import exports as exports_page
+from dashboards.pages import health as health_page
+from dashboards.pages import users as users_page
 
 AREA_PREFIX = "/area/"
 
@@ -25,20 +40,72 @@ def render_page(db: Session, user: CurrentUser, pathname: str | None) -> tuple[A
     path = pathname or "/"
     countries = user.countries
     is_demo = data.is_demo_database(db)
-    if path == "/":
-        content = layout.overview_page(
-            data.database_summary(db, countries), data.map_data(db, countries=countries)
-        )
+    if not may_open_page(user, path):
+        content = layout.forbidden_page(path)
+    elif path == "/":
+        content = map_page_content(db, user)
     elif path.startswith(AREA_PREFIX) and "/" not in path[len(AREA_PREFIX):]:
         pcode = unquote(path[len(AREA_PREFIX):])
         detail = data.area_detail(db, pcode, countries)
         if detail is None:
             content = layout.unknown_area_page(pcode)
         else:
-            content = layout.area_page(detail, data.area_series(db, pcode, countries=countries))
+            content = layout.area_page(
+                detail, data.area_series(db, pcode, countries=countries),
+                scores=data.area_scores(db, pcode, countries),
+                hotspots=data.hotspot_history(db, pcode, countries),
+                alerts=data.area_alerts(db, pcode, countries),
+                lineage=data.area_lineage(db, pcode, countries),
+                stale=data.area_is_stale(db, pcode),
+            )
+    elif path == "/alerts":
+        content = alerts_page.alerts_page(alerts_page.alerts_page_data(db, user))
+    elif path == "/health":
+        content = health_page.health_page(health_page.health_page_data(db, user))
+    elif path == "/exports":
+        content = exports_page.exports_page(user, exports_page.exports_page_data(db, user))
+    elif path == "/users":
+        content = users_page.users_page(users_page.users_page_data(db))
     else:
         content = layout.not_found_page(path)
-    return layout.header(user), layout.demo_banner(is_demo), content
+    current = "/area" if path.startswith(AREA_PREFIX) else path
+    return layout.header(user, current), layout.demo_banner(is_demo), content
+
+
+def _user() -> CurrentUser:
+    user = current_user()
+    if user is None:  # the gate answers first; this only guards against a misconfiguration
+        abort(401)
+    return user
+
+
+def acknowledge_from_form(
+    engine: Engine, user: CurrentUser, n_clicks: int | None, alert_id: Any,
+    feedback: str | None, comment: str | None,
+) -> tuple[str, Any]:
+    """The ack form's callback: acknowledge, then the message and the refreshed alert list.
+
+    Raises Forbidden (answered 403) for a role that may not, or an alert not among the user's.
+    """
+    if user.role not in alerts_page.ACK_ROLES:
+        raise alerts_page.Forbidden("this role does not acknowledge alerts")
+    if not n_clicks:
+        raise PreventUpdate
+    if alert_id in (None, ""):
+        return "Choose an alert first.", dash.no_update
+    message = alerts_page.acknowledge_as(engine, user, alert_id, feedback, comment)
+    with Session(engine) as db:
+        table = alerts_page.alerts_table(alerts_page.alerts_page_data(db, user))
+    return message, table
+
+
+def export_link_for(user: CurrentUser, what: str | None, export_format: str | None,
+                    country: str | None, level: Any) -> tuple[str, str]:
+    """The exports form's callback: the download link (empty when refused) and its text."""
+    if user.role not in PAGE_ROLES["/exports"]:
+        raise alerts_page.Forbidden("the exports page is not for this role")
+    href, text = exports_page.export_link(user, what, export_format, country, level)
+    return href or "", text
 
 
 def pcode_from_click(click_data: dict[str, Any] | None) -> str | None:
@@ -63,6 +130,71 @@ def register_callbacks(dash_app: dash.Dash, engine: Engine) -> None:
             raise PreventUpdate
         with Session(engine) as db:
             return render_page(db, user, pathname)
+
+    @dash_app.callback(
+        Output("ack-result", "children"),
+        Output("alerts-list", "children"),
+        Input("ack-submit", "n_clicks"),
+        State("ack-alert", "value"),
+        State("ack-feedback", "value"),
+        State("ack-comment", "value"),
+        prevent_initial_call=True,
+    )
+    def acknowledge_alert(n_clicks: int | None, alert_id: Any, feedback: str | None,
+                          comment: str | None) -> tuple[str, Any]:
+        try:
+            return acknowledge_from_form(engine, _user(), n_clicks, alert_id, feedback, comment)
+        except alerts_page.Forbidden:
+            abort(403)
+
+    @dash_app.callback(
+        Output("silence-result", "children"),
+        Input("silence-submit", "n_clicks"),
+        State("silence-area", "value"),
+        State("silence-rule", "value"),
+        State("silence-until", "value"),
+        State("silence-reason", "value"),
+        prevent_initial_call=True,
+    )
+    def create_silence(n_clicks: int | None, pcode: str | None, rule: str | None,
+                       until: str | None, reason: str | None) -> str:
+        user = _user()
+        if not n_clicks:
+            raise PreventUpdate
+        try:
+            return alerts_page.silence_as(engine, user, pcode, rule, until, reason)
+        except alerts_page.Forbidden:
+            abort(403)
+
+    @dash_app.callback(
+        Output("approve-result", "children"),
+        Input("approve-submit", "n_clicks"),
+        State("approve-alert", "value"),
+        prevent_initial_call=True,
+    )
+    def approve_alert(n_clicks: int | None, alert_id: Any) -> str:
+        user = _user()
+        if not n_clicks:
+            raise PreventUpdate
+        try:
+            return alerts_page.approve_as(engine, web_context().settings, user, alert_id)
+        except alerts_page.Forbidden:
+            abort(403)
+
+    @dash_app.callback(
+        Output("export-link", "href"),
+        Output("export-link", "children"),
+        Input("export-what", "value"),
+        Input("export-format", "value"),
+        Input("export-country", "value"),
+        Input("export-level", "value"),
+    )
+    def update_export_link(what: str | None, export_format: str | None, country: str | None,
+                           level: Any) -> tuple[str, str]:
+        try:
+            return export_link_for(_user(), what, export_format, country, level)
+        except alerts_page.Forbidden:
+            abort(403)
 
     @dash_app.callback(
         Output("url", "pathname"),

@@ -14,9 +14,22 @@ from urllib.parse import quote
 
 from dash import dcc, html
 
-from dashboards.auth import LOGOUT_PATH, CurrentUser
-from dashboards.data import AreaDetail, DatabaseSummary, MapData
-from dashboards.figures import choropleth_figure, series_figure
+from dashboards.auth import LOGOUT_PATH, PAGE_ROLES, CurrentUser
+from dashboards.data import (
+    AlertSummary,
+    AreaDetail,
+    AreaScoreSummary,
+    DatabaseSummary,
+    HotspotPoint,
+    LineageRow,
+    MapData,
+)
+from dashboards.figures import (
+    choropleth_figure,
+    drivers_figure,
+    risk_and_idps_figure,
+)
+from riskwatch.map_style import RISK_CLASS_LABELS, class_colour, normalise_class
 from riskwatch.timeutil import iso_utc
 
 DEMO_BANNER_TEXT = "SYNTHETIC DEMO DATA — not a real country or crisis"
@@ -51,11 +64,35 @@ def shell() -> html.Div:
     )
 
 
-def header(user: CurrentUser) -> list[Any]:
-    """Brand, who is logged in with which role, and the logout link."""
+#: The navigation bar: (path, label), shown to the roles of PAGE_ROLES.
+NAVIGATION: tuple[tuple[str, str], ...] = (
+    ("/", "Map"),
+    ("/alerts", "Alerts"),
+    ("/health", "Data health"),
+    ("/exports", "Exports"),
+    ("/users", "Users"),
+)
+
+
+def navigation(user: CurrentUser, current: str = "/") -> html.Nav:
+    """Links to the pages this user's role may open (the pages check again on the server)."""
+    links = []
+    for path, label in NAVIGATION:
+        if user.role not in PAGE_ROLES[path]:
+            continue
+        active = current == path
+        links.append(dcc.Link(label, href=path, id=f"nav-{path.strip('/') or 'map'}",
+                              className="nav-link" + (" active" if active else ""),
+                              title=f"{label} (current page)" if active else label))
+    return html.Nav(links, className="main-nav", role="navigation")
+
+
+def header(user: CurrentUser, current: str = "/") -> list[Any]:
+    """Brand, the navigation, who is logged in with which role, and the logout link."""
     scope = f" · countries: {', '.join(user.countries)}" if user.countries else ""
     return [
         dcc.Link("riskwatch", href="/", className="brand"),
+        navigation(user, current),
         html.Span(
             className="user-info",
             children=[
@@ -166,8 +203,104 @@ def overview_page(summary: DatabaseSummary, data: MapData) -> list[Any]:
     return [html.H1("Overview"), map_section(data), summary_section(summary)]
 
 
-def area_page(detail: AreaDetail, series: Sequence[tuple[date, float]]) -> list[Any]:
-    """An area's identity, its place in the hierarchy and its IDP figures over time."""
+def class_badge(risk_class: str | None) -> html.Span:
+    """A risk class in its map colour (with the text, never colour alone)."""
+    name = normalise_class(risk_class)
+    return html.Span(RISK_CLASS_LABELS[name], className=f"class-badge class-{name}",
+                     style={"background": class_colour(name),
+                            "color": "#fff" if name in ("high", "very_high") else "#222"})
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def score_section(scores: AreaScoreSummary | None, stale: bool) -> html.Section:
+    """Score, class, reliability and dimensions of the latest run, with the drivers chart."""
+    children: list[Any] = [html.H2("Trafficking risk")]
+    if stale:
+        children.append(html.P(
+            "Stale data: a source of this area's values is overdue. The score may be out of "
+            "date; it is not a sign of low risk.", className="stale-flag", id="area-stale",
+            role="note"))
+    if scores is None:
+        children.append(html.P("Not scored yet (no score run covers this area).",
+                               className="muted"))
+        return html.Section(children, className="area-score")
+    latest = scores.latest
+    children.append(html.Dl(className="facts", id="area-score", children=[
+        html.Dt("risk (0-10)"), html.Dd(_number(latest.risk)),
+        html.Dt("class"), html.Dd(class_badge(latest.risk_class)),
+        html.Dt("reliability"),
+        html.Dd(f"{latest.reliability:.0%}" if latest.reliability is not None else "—"),
+        html.Dt("period"), html.Dd(latest.period.isoformat()),
+        html.Dt("exposure / vulnerability / lack of capacity"),
+        html.Dd(f"{_number(scores.exposure)} / {_number(scores.vulnerability)} / "
+                f"{_number(scores.lack_of_capacity)}"),
+        html.Dt("score run"), html.Dd(str(scores.run_id)),
+    ]))
+    children.append(html.H3("Why: the indicators that drive the score"))
+    if scores.drivers:
+        children.append(dcc.Graph(id="area-drivers", figure=drivers_figure(scores.drivers),
+                                  config=GRAPH_CONFIG))
+    else:
+        children.append(html.P("No driver recorded (insufficient data).", className="muted"))
+    return html.Section(children, className="area-score")
+
+
+def hotspot_section(history: Sequence[HotspotPoint]) -> html.Section:
+    """The risk hotspot class per period: since when is this a hotspot."""
+    if not history:
+        body: Any = html.P("No hotspot analysis for this area.", className="muted")
+    else:
+        body = _table("Hotspot class of the risk score per period",
+                      ["period", "hotspot class", "temporal class", "surge"],
+                      [(p.period.isoformat(), p.hotspot_class.replace("_", " "),
+                        p.temporal_class.replace("_", " "), "yes" if p.surge else "")
+                       for p in reversed(history)])
+    return html.Section([html.H2("Hotspot history"), body], className="area-hotspots",
+                        id="area-hotspots")
+
+
+def alerts_section(alerts: Sequence[AlertSummary]) -> html.Section:
+    """The area's firing alerts."""
+    if not alerts:
+        body: Any = html.P("No active alert.", className="muted")
+    else:
+        body = html.Ul([html.Li([
+            html.Strong(f"#{a.id} {a.rule} ({a.severity})"), f" since {iso_utc(a.first_seen)}: ",
+            a.summary, " — acknowledged" if a.acknowledged_at else " — not acknowledged",
+        ]) for a in alerts])
+    return html.Section([html.H2("Active alerts"), body, dcc.Link("All alerts →",
+                                                                   href="/alerts")],
+                        className="area-alerts", id="area-alerts")
+
+
+def lineage_section(lineage: Sequence[LineageRow]) -> html.Section:
+    """Where the area's current values come from, and how fresh they are."""
+    if not lineage:
+        body: Any = html.P("No observations for this area.", className="muted")
+    else:
+        body = _table("Data freshness and lineage (latest current value per variable)",
+                      ["variable", "period", "round", "source", "batch", "ingested"],
+                      [(row.variable, row.period.isoformat(), row.round or "",
+                        row.source_title or row.source_id, f"#{row.batch_id}",
+                        iso_utc(row.ingested_at) or "not finished") for row in lineage])
+    return html.Section([html.H2("Data freshness and lineage"), body],
+                        className="area-lineage", id="area-lineage")
+
+
+def area_page(
+    detail: AreaDetail,
+    series: Sequence[tuple[date, float]],
+    scores: AreaScoreSummary | None = None,
+    hotspots: Sequence[HotspotPoint] = (),
+    alerts: Sequence[AlertSummary] = (),
+    lineage: Sequence[LineageRow] = (),
+    stale: bool = False,
+) -> list[Any]:
+    """An area's risk (score, class, reliability, drivers), its history (risk and IDPs over
+    rounds, hotspot classes), active alerts, data lineage and place in the hierarchy."""
     parent: Any
     if detail.parent is not None:
         parent = dcc.Link(
@@ -191,10 +324,21 @@ def area_page(detail: AreaDetail, series: Sequence[tuple[date, float]]) -> list[
         ],
     )
     children: list[Any] = [
-        dcc.Link("← Overview", href="/", className="back-link"),
+        dcc.Link("← Map", href="/", className="back-link"),
         html.H1(detail.name),
         facts,
+        score_section(scores, stale),
+        alerts_section(alerts),
+        html.H2("Risk and IDPs over rounds"),
     ]
+    risk_series = [(p.period, p.risk) for p in scores.series] if scores else []
+    if series or risk_series:
+        children.append(dcc.Graph(id="area-series", config=GRAPH_CONFIG,
+                                  figure=risk_and_idps_figure(risk_series, series)))
+    else:
+        children.append(html.P("No risk scores or IDP figures for this area (no data, not "
+                               "zero).", className="muted"))
+    children += [hotspot_section(hotspots), lineage_section(lineage)]
     if detail.children:
         shown = detail.children[:MAX_LISTED_CHILDREN]
         items = [
@@ -204,13 +348,6 @@ def area_page(detail: AreaDetail, series: Sequence[tuple[date, float]]) -> list[
         if len(detail.children) > len(shown):
             items.append(html.Li(f"and {len(detail.children) - len(shown)} more"))
         children += [html.H2("Sub-areas"), html.Ul(items, className="children")]
-    children.append(html.H2("IDPs over time"))
-    if series:
-        children.append(
-            dcc.Graph(id="area-series", figure=series_figure(series), config=GRAPH_CONFIG)
-        )
-    else:
-        children.append(html.P("No IDP figures for this area (no data, not zero)."))
     return children
 
 
@@ -220,6 +357,15 @@ def unknown_area_page(pcode: str) -> list[Any]:
         html.H1(UNKNOWN_AREA_TEXT),
         html.P(f"There is no area with the pcode {pcode!r} in this database."),
         dcc.Link("← Overview", href="/"),
+    ]
+
+
+def forbidden_page(path: str) -> list[Any]:
+    """A page the user's role may not open (the 403 of a page rendered by the callback)."""
+    return [
+        html.H1("Not allowed", id="forbidden"),
+        html.P(f"Your role cannot open {path}. Ask an administrator if you need it."),
+        dcc.Link("← Map", href="/"),
     ]
 
 

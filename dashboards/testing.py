@@ -58,7 +58,7 @@ SAMPLE_EXPECTED: dict[str, Any] = {
                         ("food_insecurity_ipc3plus", 1.2)],
     # The expert "Ella" is deployed to TST01 (covers TST0101, TST0102); alerts: one on
     # TST0101 (firing), one on TST0201 (firing, outside Ella's deployment), one on XYZ0101
-    # (another country), one resolved on TST0102.
+    # (another country; TST0201's waits for review approval), one resolved on TST0102.
     "alert_pcodes": ["TST0101", "TST0201", "XYZ0101", "TST0102"],
     "expert_alert_pcodes": ["TST0101", "TST0102"],
 }
@@ -179,6 +179,9 @@ def add_sample_alerts(session: Session, *, now: datetime) -> int:
     for pcode in SAMPLE_EXPECTED["alert_pcodes"]:
         alert = Alert(fingerprint=f"high_risk:{pcode}", rule="high_risk", area_pcode=pcode,
                       severity="warning", state=states[pcode], first_seen=now, last_seen=now,
+                      country_iso3=pcode[:3], group_key=f"{pcode[:3]}/{pcode[:5]}",
+                      # TST0201's country is in review mode: its alert waits for approval.
+                      review_state="pending" if pcode == "TST0201" else None,
                       explanation={"summary": f"Risk is high in {pcode}"})
         session.add(alert)
         session.flush()

@@ -50,6 +50,9 @@ PASSWORD = "correct horse"
 PAGE_CALLBACK = "..page-header.children...demo-banner.children...page-content.children.."
 # Reachable without a session: the login page, the health check, the login page's stylesheet.
 PUBLIC_RULES = {"/login", "/healthz"}
+# The documented exception (CONTRACTS.md "Web routes", dashboards/ack.py): the signed token in
+# the URL is the credential, so these routes refuse (403) any request without a valid token.
+TOKEN_RULES = {"/ack/<token>"}
 
 
 @dataclass
@@ -231,10 +234,17 @@ def test_every_route_refuses_requests_without_a_session(app: Flask, client: Flas
     assert any(path.startswith("/_dash-component-suites/") for path in paths)
     assert any(path.startswith("/assets/") for path in paths)
     checked = 0
+    assert paths >= TOKEN_RULES
     for rule in rules:
         if rule.rule in PUBLIC_RULES:
             continue
         url = sample_url(rule)
+        if rule.rule in TOKEN_RULES:
+            for method in sorted(rule.methods or set()):
+                response = client.open(url, method=method)
+                assert response.status_code == 403, (method, url, response.status_code)
+                checked += 1
+            continue
         for method in sorted(rule.methods or set()):
             response = client.open(url, method=method)
             assert response.status_code in (302, 401, 403), (method, url, response.status_code)
@@ -295,7 +305,11 @@ def test_login_opens_the_dashboard(app: Flask, client: FlaskClient) -> None:
     text = callback_text(shown)
     assert "alice" in text and "coordinator" in text and "/logout" in text
     assert DEMO_BANNER_TEXT in text
-    assert "area-map" in text and "no data" in text
+    assert "riskmap" in text  # the map page (dashboards.map_page)
+    # The navigation offers a coordinator every page but the admins' users page.
+    for link in ("nav-map", "nav-alerts", "nav-health", "nav-exports"):
+        assert link in text
+    assert "nav-users" not in text
 
 
 def test_logged_in_users_skip_the_login_form(client: FlaskClient) -> None:
