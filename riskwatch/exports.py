@@ -1,8 +1,8 @@
 """Data out: what `riskwatch export WHAT` exports (CONTRACTS.md, "Exports"), loaded and checked.
 
 - **Specs**: each export as columns with their HXL tags and kinds (:data:`EXPORT_SPECS`).
-  Areas, observations, scores and hotspots have a loader (a function returning an
-  :class:`ExportTable`); alerts are declared and get one when alerts are evaluated.
+  Areas, observations, scores, hotspots and alerts each have a loader (a function returning
+  an :class:`ExportTable`).
 - **Loading**: :func:`build_export` reads one frame of exactly the spec's columns (observations
   through :mod:`riskwatch.observations`), blanks small counts of sensitive variables
   (:mod:`riskwatch.privacy`) and gathers what travels with every export (:class:`ExportAbout`:
@@ -654,6 +654,8 @@ def load_alerts(
 
     if request.run is not None:
         _score_run(session, request)  # refuses an unknown or failed run
+    elif not session.exec(select(func.count()).select_from(ScoreRun)).one():
+        raise ExportRefused(_SCORE_RUN_MISSING)  # alerts come from score runs
     statement = sql_select(
         col(Alert.id), col(Alert.rule), col(Alert.area_pcode), col(Area.admin_level),
         col(Alert.severity), col(Alert.state), col(Alert.first_seen), col(Alert.last_seen),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,13 @@ def test_evaluate_list_show_ack_silence_and_export(store: Store, database_url: s
     assert set(data) == {"T1", "T101"}
     assert data["T1"][4:6] == ["critical", "firing"] and data["T1"][8] == "tester"
     assert data["T1"][9].endswith("Z") and data["T101"][8] == "" and data["T101"][9] == ""
+    geojson = invoke(database_url, "export", "alerts", "--format", "geojson", "--country", "TST")
+    assert geojson.exit_code == 0, geojson.output
+    features = json.loads(geojson.output)["features"]
+    assert sorted(f["properties"]["pcode"] for f in features) == ["T1", "T101"]
+    assert (
+        invoke(database_url, "export", "alerts", "--format", "csv", "--run", "999").exit_code == 1
+    )
     level2 = invoke(database_url, "export", "alerts", "--format", "csv", "--level", "2")
     assert [r[2] for r in csv.reader(io.StringIO(level2.output))][2:] == ["T101"]
 

@@ -836,3 +836,33 @@ def test_silence_rows_are_not_touched_by_evaluation(store: Store) -> None:
     with Session(store.engine) as session:
         assert session.exec(select(func.count()).select_from(Silence)).one() == 1
         assert session.exec(select(func.count()).select_from(Notification)).one() == 0
+
+
+def test_concurrent_evaluations_create_each_notification_once(store: Store) -> None:
+    import threading
+
+    expert = store.expert("north", "T1", channels=2)
+    store.run({"T101": 5.5, "T102": 7.0, "T1": 4.0}, {"T101": 3.0, "T102": 3.0, "T1": 4.0})
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def evaluate() -> None:
+        try:
+            barrier.wait()
+            store.evaluate()
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=evaluate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.notifications(expert)) == 2
+    with Session(store.engine) as session:
+        assert session.exec(select(func.count()).select_from(Alert)).one() == 2
+        sent = session.exec(
+            select(func.count()).select_from(AlertDecision).where(AlertDecision.decision == "sent")
+        ).one()
+        assert sent == 2  # one per alert and expert

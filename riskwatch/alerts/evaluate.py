@@ -7,7 +7,8 @@ computed the same way - ids included, inside the transaction - and then rolled b
 
 Two evaluations at once (two CLI runs, a CLI run beside the scheduler) may race to create the
 same alert or notification; the unique fingerprint and idempotency key make the loser fail as
-a whole, and it is retried once on a fresh transaction, which then sees the winner's rows.
+a whole (on SQLite: a write-lock conflict), and it is retried on a fresh transaction, which
+then sees the winner's rows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from riskwatch.config import Settings
@@ -43,6 +44,15 @@ class AlertEvaluation:
     planned: list[PlannedNotification] = field(default_factory=list)
 
 
+#: Tries of one evaluation when it lost a race with a concurrent one.
+ATTEMPTS = 3
+
+
+def _is_lock_conflict(error: OperationalError) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text
+
+
 def latest_run(session: Session) -> ScoreRun | None:
     """The latest succeeded score run."""
     return session.exec(
@@ -61,7 +71,7 @@ def evaluate_alerts(
     """Evaluate every enabled rule against the latest score run and write the outbox."""
     moment = to_utc(now) if now is not None else utcnow()
     rules = rules or load_rules(settings)
-    for attempt in (1, 2):
+    for attempt in range(1, ATTEMPTS + 1):
         with Session(engine) as session:
             try:
                 result = _evaluate(session, settings, rules, moment)
@@ -72,9 +82,13 @@ def evaluate_alerts(
                 else:
                     session.commit()
                 return result
-            except IntegrityError:
+            except (IntegrityError, OperationalError) as error:
                 session.rollback()
-                if attempt == 2:
+                # A lost race (unique fingerprint or key on PostgreSQL; a stale snapshot,
+                # "database is locked", on SQLite) is retried; anything else is raised.
+                if attempt == ATTEMPTS or (
+                    isinstance(error, OperationalError) and not _is_lock_conflict(error)
+                ):
                     raise
     raise AssertionError("unreachable")  # pragma: no cover
 
