@@ -1,0 +1,209 @@
+"""The pages in headless Chromium: log in, the area page's drivers chart, an expert
+acknowledges an alert with feedback, the alerts, data health and exports pages, an
+acknowledgement link; a screenshot of each page goes to ``artifacts/screenshots``.
+
+One server (waitress, the sample store) and one browser for the whole module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from sqlmodel import Session, select
+
+from dashboards.testing import populate_sample_database, run_in_background
+from riskwatch import users
+from riskwatch.ack_tokens import make_ack_token
+from riskwatch.config import Settings, load_settings
+from riskwatch.db.engine import make_engine, session_scope
+from riskwatch.db.models import Acknowledgement, Alert, Expert
+from riskwatch.timeutil import utcnow
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.db
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+PASSWORD = "browser-test-pass"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings, str]]:
+    """The sample store served by waitress on a free loopback port: (base URL, settings, db)."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        skip_or_fail("headless Chromium not installed (Debian packages chromium, chromium-driver)")
+    from dashboards.serve import make_server
+
+    folder = tmp_path_factory.mktemp("pages-browser")
+    url = populate_sample_database(f"sqlite:///{folder / 'pages.db'}", demo=True)
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    engine = make_engine(url)
+    with pytest.MonkeyPatch.context() as patch, session_scope(engine) as session:
+        patch.setattr(users, "_hasher", cheap)
+        ella = session.exec(select(Expert).where(Expert.name == "Ella")).one()
+        users.create_user(session, "carla", PASSWORD, "coordinator")
+        users.create_user(session, "ella", PASSWORD, "expert", expert_id=ella.id)
+        users.create_user(session, "adam", PASSWORD, "admin")
+    engine.dispose()
+    settings = load_settings(overrides={"database_url": url, "data_dir": str(folder)},
+                             cwd=folder)
+    server = make_server(settings, host="127.0.0.1", port=0)
+    thread = run_in_background(server)
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", settings, url
+    finally:
+        server.close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(site: tuple[str, Settings, str]) -> Iterator[Any]:
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--disable-quic", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _screenshot(driver: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _wait(driver: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 30)
+
+
+def _login(driver: Any, base: str, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + "/logout")
+    driver.get(base + "/login")
+    driver.find_element(By.NAME, "username").send_keys(name)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    _wait(driver).until(lambda d: "/login" not in d.current_url)
+
+
+def _open(driver: Any, base: str, path: str, marker: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + path)
+    _wait(driver).until(lambda d: d.find_elements(By.ID, marker))
+
+
+def test_area_page_shows_the_drivers_chart(site: tuple[str, Settings, str],
+                                           browser: Any) -> None:
+    base, _, _ = site
+    _login(browser, base, "carla")
+    _open(browser, base, "/area/TST0101", "area-drivers")
+    bars = browser.execute_script(
+        "const gd = document.querySelector('#area-drivers .js-plotly-plot');"
+        "return gd && gd.data ? gd.data[0].x.length : -1;")
+    assert bars == 3
+    _wait(browser).until(lambda d: d.find_elements("css selector",
+                                                   "#area-drivers .bars path"))
+    page = browser.page_source
+    for expected in ("Very high", "Hotspot history", "Data freshness and lineage",
+                     "Risk is high in TST0101", "SYNTHETIC DEMO DATA"):
+        assert expected in page, expected
+    assert browser.execute_script(
+        "return document.querySelector('#area-series .js-plotly-plot').data.length") == 2
+    _screenshot(browser, "area-page")
+
+
+def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str],
+                                         browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _, _ = site
+    _login(browser, base, "carla")
+    _open(browser, base, "/health", "health-sources")
+    assert "Test DTM" in browser.page_source and "capture:/tmp/" in browser.page_source
+    _screenshot(browser, "health-page")
+    _open(browser, base, "/exports", "export-quick-links")
+    # The form's callback builds a download link from the choices.
+    _wait(browser).until(lambda d: (d.find_element(By.ID, "export-link").get_attribute("href")
+                                    or "").endswith("/download/scores?format=csv"))
+    links = [a.get_attribute("href") for a in browser.find_elements(
+        By.CSS_SELECTOR, "#export-quick-links a")]
+    assert base + "/download/scores?format=html" in links
+    _screenshot(browser, "exports-page")
+    _open(browser, base, "/alerts", "alerts-list")
+    assert "XYZ0101" in browser.page_source  # a coordinator without scope sees every country
+    _screenshot(browser, "alerts-page-coordinator")
+    # The users page is for admins: the coordinator gets the refusal page.
+    browser.get(base + "/users")
+    assert "Your role cannot open /users" in browser.page_source
+    assert not browser.find_elements(By.ID, "nav-users")
+
+
+def test_an_expert_acknowledges_an_alert_with_feedback(site: tuple[str, Settings, str],
+                                                       browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _, url = site
+    _login(browser, base, "ella")
+    _open(browser, base, "/alerts", "ack-alert")
+    assert "XYZ0101" not in browser.page_source  # outside her deployment
+    browser.find_element(By.ID, "ack-alert").click()
+    option = _wait(browser).until(lambda d: next(
+        (o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+         if "North-West" in o.text), None))
+    option.click()
+    browser.find_element(By.XPATH, "//label[contains(., 'False alarm')]").click()
+    browser.find_element(By.ID, "ack-comment").send_keys("Team checked: a wedding convoy")
+    browser.find_element(By.ID, "ack-submit").click()
+    _wait(browser).until(lambda d: "acknowledged" in d.find_element(By.ID, "ack-result").text)
+    assert "False alarm" in browser.find_element(By.ID, "ack-result").text
+    _screenshot(browser, "alerts-page-expert-acknowledged")
+    engine = make_engine(url)
+    with Session(engine) as session:
+        ack = session.exec(select(Acknowledgement).where(
+            Acknowledgement.via == "dashboard")).one()
+        alert = session.get(Alert, ack.alert_id)
+    engine.dispose()
+    assert alert is not None and alert.area_pcode == "TST0101"
+    assert (ack.feedback, ack.comment) == ("false_alarm", "Team checked: a wedding convoy")
+
+
+def test_an_acknowledgement_link_without_logging_in(site: tuple[str, Settings, str],
+                                                    browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, settings, url = site
+    engine = make_engine(url)
+    with Session(engine) as session:
+        ella = session.exec(select(Expert).where(Expert.name == "Ella")).one()
+        target = session.exec(select(Alert.id).where(Alert.area_pcode == "TST0102")).one()
+    engine.dispose()
+    token = make_ack_token(settings, [target], ella.id, utcnow() + timedelta(days=2))
+    browser.get(base + "/logout")
+    browser.get(f"{base}/ack/{token}")
+    assert "North-East" in browser.page_source
+    _screenshot(browser, "ack-link")
+    browser.find_element(By.CSS_SELECTOR, "button[value=useful]").click()
+    _wait(browser).until(lambda d: "Recorded: 1 alert(s) acknowledged" in d.page_source)
+    browser.get(f"{base}/ack/{token}")
+    assert "already acknowledged" in browser.page_source
+    browser.get(f"{base}/ack/{token[:-3]}xyz")
+    assert "Link not valid" in browser.page_source
