@@ -866,3 +866,38 @@ def test_concurrent_evaluations_create_each_notification_once(store: Store) -> N
             select(func.count()).select_from(AlertDecision).where(AlertDecision.decision == "sent")
         ).one()
         assert sent == 2  # one per alert and expert
+
+
+def test_severity_raised_while_firing_is_sent_again_and_escalates_from_then(
+    store: Store,
+) -> None:
+    lonely = store.expert("lonely", "T2", channels=1)  # no focal point
+    expert = store.expert("north", "T1", channels=1)
+    store.run({"T1": 5.5, "T2": 7.0}, {"T1": 4.0, "T2": 4.0})
+    store.evaluate()
+    assert store.alert("risk_class_rising:T1").severity == "warning"
+    store.run({"T1": 7.0, "T2": 7.0}, {"T1": 5.5, "T2": 7.0})
+    store.evaluate(now=T0 + timedelta(hours=2))
+    first, second = store.notifications(expert)
+    (item,) = (second.payload or {})["alerts"]
+    assert item["severity"] == "critical" and item["risk_class"] == "very_high"
+    with Session(store.engine) as session:
+        raised = session.exec(
+            select(AlertDecision)
+            .where(AlertDecision.decision == "sent", AlertDecision.expert_id == expert)
+            .order_by(col(AlertDecision.id).desc())
+        ).first()
+        assert raised is not None and (raised.detail or {})["reason"] == "severity_raised"
+    # 4 h after the first (warning) message but 2 h after the critical one: not yet.
+    counts = escalate_unacknowledged(
+        store.engine, store.settings, now=T0 + timedelta(hours=4, minutes=1), rules=rules()
+    )
+    assert counts["escalated"] == 0
+    # T2 has no focal point: recorded once as no_recipient, nothing sent.
+    assert counts["no_recipient"] == 1
+    escalate_unacknowledged(
+        store.engine, store.settings, now=T0 + timedelta(hours=5), rules=rules()
+    )
+    t2 = store.alert("risk_class_rising:T2")
+    assert store.decisions(t2.id).count("no_recipient") == 1
+    assert len(store.notifications(lonely)) == 1

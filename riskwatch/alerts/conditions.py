@@ -10,7 +10,8 @@ are scored at their own DTM dates) and the period before it in the same run. A c
   threshold plus a margin: hysteresis).
 
 CONTRACTS.md "Alerts on a first evaluation": with no earlier evaluation (or no earlier class),
-an area already at high or above counts as rising, and a hotspot seen for the first time is new.
+an area already at high or above counts as rising; a hotspot seen for the first time (never hot
+at an earlier period of the run) is new.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def evaluate_conditions(
     found: dict[str, Condition] = {}
     for rule_id, rule in rules.enabled().items():
         if isinstance(rule, HotspotRule):
-            conditions = _hotspot(rule_id, rule, view, first_evaluation, facts)
+            conditions = _hotspot(rule_id, rule, view, facts)
         elif isinstance(rule, RiskRule):
             conditions = _risk(rule_id, rule, view, first_evaluation, facts)
         elif isinstance(rule, SurgeRule):
@@ -265,7 +266,6 @@ def _hotspot(
     rule_id: str,
     rule: HotspotRule,
     view: RunView,
-    first: bool,
     facts: Any,
 ) -> list[Condition]:
     hot = rule.hot_classes
@@ -273,8 +273,10 @@ def _hotspot(
     for pcode, hotspot in view.hotspots.items():
         if hotspot.hotspot_class not in hot:
             continue
-        # A hotspot seen for the first time (first evaluation, or never hot before) is new.
-        seen_first = first or pcode not in view.hot_before
+        # A hotspot seen for the first time (never hot at an earlier period of the run) is new,
+        # whatever its temporal class. Not every hotspot of a first evaluation: an old,
+        # sporadic hotspot is not news, and a first message must not be a wall of them.
+        seen_first = pcode not in view.hot_before
         opens = hotspot.temporal_class in rule.temporal_classes or seen_first
         label = hotspot.temporal_class if hotspot.temporal_class in rule.temporal_classes else "new"
         summary = (

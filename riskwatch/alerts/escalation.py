@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from riskwatch.config import Settings
 from riskwatch.db.models import Alert, AlertDecision, Notification, NotificationAlert
-from riskwatch.timeutil import to_utc, utcnow
+from riskwatch.timeutil import iso_utc, to_utc, utcnow
 
 from .explain import episode, group_of, payload_item
 from .lifecycle import decision
@@ -66,7 +66,10 @@ def escalate_unacknowledged(
                     )
                     .order_by(col(AlertDecision.id))
                 ).all()
+                # The wait runs from the first message that said "critical" (an alert raised
+                # from warning to critical has not been unacknowledged as critical for long).
                 if (d.detail or {}).get("episode") == number
+                and (d.detail or {}).get("severity") == "critical"
             ]
             if not sends:
                 continue
@@ -94,7 +97,7 @@ def escalate_unacknowledged(
                     "expert_id": focal_id,
                     "group": group_of(alert),
                     "alerts": [payload_item(alert, settings)],
-                    "unacknowledged_since": sends[0].at.isoformat(),
+                    "unacknowledged_since": iso_utc(sends[0].at),
                 }
                 focal_made: list[int] = []
                 for channel in routing.channels.get(focal_id, []):
@@ -141,7 +144,7 @@ def escalate_unacknowledged(
                             moment,
                             {
                                 "episode": number,
-                                "first_sent": sends[0].at.isoformat(),
+                                "first_sent": iso_utc(sends[0].at),
                                 "after_minutes": rules.lifecycle.escalate_after_minutes,
                                 "receivers": receivers,
                                 "notifications": focal_made,
