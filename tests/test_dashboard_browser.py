@@ -1,4 +1,5 @@
-"""The demo in a real browser: log in, see the map, open an area page (headless Chromium).
+"""The demo in a real browser: log in, the map, a hotspot district's page, exports (headless
+Chromium).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (installed by .ci/run); skips with a reason
 elsewhere. Screenshots go to ``artifacts/screenshots`` in the working tree of the checkout.
@@ -21,11 +22,6 @@ from tests.conftest import skip_or_fail
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-MAP_LOADED = """
-const gd = document.querySelector('.js-plotly-plot');
-const subplot = gd && gd._fullLayout && gd._fullLayout.map && gd._fullLayout.map._subplot;
-return !!(subplot && subplot.map && subplot.map.loaded() && subplot.map.areTilesLoaded());
-"""
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +89,30 @@ def test_login_map_and_area_page_in_chromium(demo_server: str, browser) -> None:
     browser.find_element(By.NAME, "username").send_keys("coordinator")
     browser.find_element(By.NAME, "password").send_keys("demo-coordinator-pass")
     browser.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
-    # The map is drawn: plotly's map trace renders on a MapLibre canvas inside the plot; wait
-    # until MapLibre reports the style and sources loaded, then check what the trace carries.
-    wait.until(lambda d: d.execute_script(MAP_LOADED))
-    locations = browser.execute_script(
-        "const gd = document.querySelector('.js-plotly-plot');"
-        "return gd.data.map(t => (t.locations || []).length).reduce((a, b) => a + b, 0);"
-    )
-    assert locations == 200  # every admin2 area of the demo is on the map
+    # The map page (dashboards.map_page, tested in depth by test_dashboard_map_browser.py)
+    # reports when it has drawn the demo's areas.
+    wait.until(lambda d: d.execute_script("return !!(window.riskmap && window.riskmap.ready)"))
     page = browser.page_source
     assert "SYNTHETIC DEMO DATA" in page
-    assert "200 of 200 areas have a value" in page
+    for link in ("nav-map", "nav-alerts", "nav-health", "nav-exports"):
+        assert browser.find_elements(By.ID, link), link
     _screenshot(browser, "overview")
 
-    browser.get(demo_server + "/area/XD0806")
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "XD0806"))
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer"))
-    assert "IDPs over time" in browser.page_source
+    # A district of the demo's surge cluster: very high risk, why, since when.
+    browser.get(demo_server + "/area/XD0714")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#area-drivers .bars path"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#area-series .scatterlayer"))
+    page = browser.page_source
+    assert "Very high" in page and "Hotspot history" in page and "hot 99" in page
+    assert "Data freshness and lineage" in page
     _screenshot(browser, "area")
+
+    # The exports page offers the offline map of the coordinator's countries.
+    browser.find_element(By.ID, "nav-exports").click()
+    wait.until(lambda d: d.find_elements(By.ID, "export-quick-links"))
+    hrefs = [a.get_attribute("href") for a in browser.find_elements(
+        By.CSS_SELECTOR, "#export-quick-links a")]
+    assert demo_server + "/download/scores?format=html" in hrefs
 
     browser.get(demo_server + "/logout")
     browser.get(demo_server + "/")
