@@ -568,6 +568,10 @@ def test_review_mode_holds_alerts_until_approved(store: Store) -> None:
     store.evaluate(now=T0 + timedelta(hours=1), alert_rules=review)
     assert store.decisions(alert.id) == ["fired", "awaiting_review"]
     assert [r.id for r in _list(store, state="firing")] == [alert.id]
+    assert [r.id for r in _list(store, expert_id=expert)] == [alert.id]
+    assert _list(store, countries=["ABC"]) == [] and _list(store, state="resolved") == []
+    other = store.expert("south", "T2", channels=1)
+    assert _list(store, expert_id=other) == []
 
     result = approve(
         store.engine,
@@ -757,6 +761,13 @@ def test_stale_source_raises_a_stale_data_alert_for_the_deployed_area(store: Sto
     (notification,) = store.notifications(expert)
     (item,) = (notification.payload or {})["alerts"]
     assert item["rule"] == "stale_data" and item["stale_sources"] == ["dtm"]
+    # The fallback used without the scheduler's source health agrees.
+    from riskwatch.alerts.staleness import own_stale_area_pcodes, own_stale_sources
+
+    with Session(store.engine) as session:
+        assert set(own_stale_sources(session, T0)) == {"dtm"}
+        assert own_stale_area_pcodes(session, ["dtm"]) == {"T101"}
+        assert own_stale_sources(session, T0 - timedelta(days=45)) == {}
 
 
 def test_dry_run_computes_everything_and_writes_nothing(store: Store) -> None:
