@@ -277,10 +277,10 @@ class SchedulerSettings(BaseModel):
     @field_validator("digest_schedule")
     @classmethod
     def _check_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from riskwatch.crontab import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"a cron expression such as \"0 7 * * *\" ({exc})") from None
         return value

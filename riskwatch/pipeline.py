@@ -159,9 +159,9 @@ def next_fire_after(spec: SourceSpec, after: datetime) -> datetime | None:
         return to_utc(after) + timedelta(minutes=spec.interval_minutes)
     if spec.schedule is None:
         return None
-    from apscheduler.triggers.cron import CronTrigger
+    from riskwatch.crontab import crontab_trigger
 
-    trigger = CronTrigger.from_crontab(spec.schedule, timezone=ZoneInfo(spec.timezone))
+    trigger = crontab_trigger(spec.schedule, timezone=ZoneInfo(spec.timezone))
     fire = trigger.get_next_fire_time(None, to_utc(after) + timedelta(microseconds=1))
     return to_utc(fire) if fire is not None else None
 

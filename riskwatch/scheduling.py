@@ -45,12 +45,12 @@ from apscheduler.events import (
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from riskwatch.config import ConfigError, Settings
+from riskwatch.crontab import crontab_trigger
 from riskwatch.jobs import (
     FAILED,
     INTERRUPTED,
@@ -112,7 +112,7 @@ def source_trigger(spec: SourceSpec) -> tuple[BaseTrigger, str] | None:
     """The trigger of a scheduled source (cron or interval, in its time zone), else None."""
     zone = ZoneInfo(spec.timezone)
     if spec.schedule is not None:
-        return (CronTrigger.from_crontab(spec.schedule, timezone=zone),
+        return (crontab_trigger(spec.schedule, timezone=zone),
                 f"cron {spec.schedule} ({spec.timezone})")
     if spec.interval_minutes is not None:
         return (IntervalTrigger(minutes=spec.interval_minutes, timezone=zone),
@@ -129,10 +129,10 @@ def configured_jobs(settings: Settings, specs: list[SourceSpec]) -> list[JobDef]
                executor="dispatch"),
         JobDef("escalation", escalation_job, (), *_interval(s.escalation_interval_seconds)),
         JobDef("digest", digest_job, (),
-               CronTrigger.from_crontab(s.digest_schedule, timezone=ZoneInfo(s.digest_timezone)),
+               crontab_trigger(s.digest_schedule, timezone=ZoneInfo(s.digest_timezone)),
                f"cron {s.digest_schedule} ({s.digest_timezone})"),
         JobDef("retention", retention_job, (),
-               CronTrigger.from_crontab(RETENTION_CRON, timezone=UTC),
+               crontab_trigger(RETENTION_CRON, timezone=UTC),
                f"cron {RETENTION_CRON} (UTC), keeps {s.retention_days} days"),
     ]
     for spec in specs:

@@ -279,10 +279,10 @@ def _cron_problem(expression: object) -> str | None:
     """Why a cron expression is unusable (None: it is fine), as APScheduler will read it."""
     if not isinstance(expression, str) or not expression.strip():
         return "expected a cron expression such as \"0 6 * * 1\" (minute hour day month weekday)"
-    from apscheduler.triggers.cron import CronTrigger
+    from riskwatch.crontab import crontab_trigger
 
     try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
+        crontab_trigger(expression, timezone="UTC")
     except ValueError as error:
         return f"not a valid cron expression ({error}); expected five fields such as \"0 6 * * 1\""
     return None

@@ -67,6 +67,11 @@ def test_demo_builds_the_scenario_and_a_second_run_changes_no_content(database_u
     assert first.exit_code == 0, first.output
     assert "SYNTHETIC" in first.output
     assert "Demo logins" in first.output and "coordinator" in first.output
+    # One full cycle through the pipeline of `riskwatch run`, with its schedule and history.
+    assert "not built yet" not in first.output
+    assert "Alerts:" in first.output and "firing" in first.output
+    assert "Schedule" in first.output and "pipeline" in first.output
+    assert "Job history" in first.output and "demo-cycle" in first.output
 
     engine = make_engine(database_url)
     with Session(engine) as session:
@@ -88,9 +93,19 @@ def test_demo_builds_the_scenario_and_a_second_run_changes_no_content(database_u
         ).scalar_one()
         assert quarantined >= 2
 
+    with engine.connect() as connection:
+        notifications = connection.execute(text("SELECT count(*) FROM notification")).scalar()
+
     second = runner.invoke(cli, ["demo", "--no-serve"], env=env)
     assert second.exit_code == 0, second.output
     assert content(engine) == after_first
+    with engine.connect() as connection:
+        # Nothing new to say: the second cycle sends no message again.
+        assert connection.execute(text("SELECT count(*) FROM notification")).scalar() \
+            == notifications
+        cycles = connection.execute(
+            text("SELECT status FROM job_run WHERE job = 'demo-cycle'")).scalars().all()
+    assert cycles == ["succeeded", "succeeded"]
 
 
 def test_demo_refuses_a_database_with_other_data(database_url: str) -> None:

@@ -50,7 +50,7 @@ def print_cycle(report: Any, out: Console) -> None:
             sources.add_row(s.source_id, "yes" if s.due else "no", _styled(s.status),
                             str(s.batch_id or ""), f"{s.rows_stored:,}" if s.batch_id else "",
                             f"{s.rows_quarantined:,}" if s.batch_id else "",
-                            s.message or s.reason, end_section=False)
+                            f"{s.reason} -> {s.message}" if s.message else s.reason)
         out.print(sources)
     stages = Table(title=f"{title}: stages")
     for column in ("stage", "status", "what it did"):
