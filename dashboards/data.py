@@ -10,7 +10,7 @@ empty: all countries): an area outside it is treated as if it did not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from riskwatch.db.models import (
     Area,
     AreaScore,
     Hotspot,
+    IndicatorProfile,
     IngestBatch,
     Meta,
     Observation,
@@ -367,6 +368,19 @@ class AreaScoreSummary:
     lack_of_capacity: float | None
     drivers: list[tuple[str, float]]  # (indicator id, contribution), largest first
     series: list[ScorePoint]  # oldest first
+    labels: dict[str, str] = field(default_factory=dict)  # indicator id -> its name
+
+
+def indicator_labels(session: Session, run_id: int) -> dict[str, str]:
+    """Indicator names of a score run's profile version (id -> name), for charts."""
+    run = session.get(ScoreRun, run_id)
+    profile = session.get(IndicatorProfile, run.profile_id) if run and run.profile_id else None
+    content = (profile.content or {}) if profile is not None else {}
+    return {
+        str(item["id"]): str(item.get("name") or item["id"])
+        for item in content.get("indicators") or []
+        if isinstance(item, dict) and item.get("id")
+    }
 
 
 @dataclass(frozen=True)
@@ -458,6 +472,7 @@ def area_scores(
         run_id=run_id, latest=points[-1], exposure=latest.exposure,
         vulnerability=latest.vulnerability, lack_of_capacity=latest.lack_of_capacity,
         drivers=parse_drivers(latest.drivers), series=points,
+        labels=indicator_labels(session, run_id),
     )
 
 

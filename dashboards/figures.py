@@ -126,13 +126,19 @@ def series_figure(series: Sequence[tuple[date, float]], value_label: str = "IDPs
     return figure
 
 
-def drivers_figure(drivers: Sequence[tuple[str, float]], limit: int = 10) -> go.Figure:
-    """Horizontal bars of the indicators' contributions to the risk score, largest on top."""
+def drivers_figure(
+    drivers: Sequence[tuple[str, float]],
+    labels: dict[str, str] | None = None,
+    limit: int = 10,
+) -> go.Figure:
+    """Horizontal bars of the indicators' contributions to the risk score, largest on top
+    (indicator names from ``labels``, else the ids made readable)."""
     shown = list(drivers)[:limit]
+    names = labels or {}
     figure = go.Figure(
         go.Bar(
             x=[value for _, value in reversed(shown)],
-            y=[name.replace("_", " ") for name, _ in reversed(shown)],
+            y=[names.get(name, name.replace("_", " ")) for name, _ in reversed(shown)],
             orientation="h",
             marker={"color": RISK_CLASS_COLOURS["high"]},
             hovertemplate="%{y}: %{x:.2f} points<extra></extra>",

@@ -241,8 +241,8 @@ def score_section(scores: AreaScoreSummary | None, stale: bool) -> html.Section:
     ]))
     children.append(html.H3("Why: the indicators that drive the score"))
     if scores.drivers:
-        children.append(dcc.Graph(id="area-drivers", figure=drivers_figure(scores.drivers),
-                                  config=GRAPH_CONFIG))
+        children.append(dcc.Graph(id="area-drivers", config=GRAPH_CONFIG,
+                                  figure=drivers_figure(scores.drivers, scores.labels)))
     else:
         children.append(html.P("No driver recorded (insufficient data).", className="muted"))
     return html.Section(children, className="area-score")

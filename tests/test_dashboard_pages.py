@@ -487,3 +487,39 @@ def test_ack_link_acknowledges_once(
     assert response.status_code == 403 and "expired" in response.get_data(as_text=True)
     assert client.post(f"/ack/{expired}", data={"feedback": "useful"}).status_code == 403
     assert client.put(f"/ack/{token}").status_code == 403
+
+
+def test_drivers_figure_uses_indicator_names() -> None:
+    from dashboards.figures import drivers_figure
+
+    figure = drivers_figure([("a_rate", 2.0), ("b_share", 1.0)], {"a_rate": "Abductions"})
+    assert list(figure.data[0].y) == ["b share", "Abductions"]  # largest on top
+    assert list(figure.data[0].x) == [1.0, 2.0]
+
+
+def test_admin_actions_refuse_other_roles_without_http(
+    db: Session, database_url: str, settings: Settings
+) -> None:
+    engine = make_engine(database_url)
+    for name in ("alice", "nina", "ella", "tess"):
+        with pytest.raises(alerts_page.Forbidden):
+            alerts_page.silence_as(engine, user(db, name), "TST01", None, "2099-01-01", "x")
+        with pytest.raises(alerts_page.Forbidden):
+            alerts_page.approve_as(engine, settings, user(db, name), alert_id(db, "TST0201"))
+    # A focal point (an expert another expert reports to) may manage their team's alerts.
+    with session_scope(engine) as session:
+        ella = session.exec(select(Expert).where(Expert.name == "Ella")).one()
+        session.add(Expert(name="Fred", focal_point_id=ella.id))
+    assert alerts_page.may_manage(db, user(db, "ella"))
+    message = alerts_page.silence_as(
+        engine, user(db, "ella"), "TST0102", None, "2099-01-01", "focal point test"
+    )
+    assert message.startswith("Silence") and "TST0102" in message
+    outside = alerts_page.silence_as(
+        engine, user(db, "ella"), "TST0201", None, "2099-01-01", "outside her deployment"
+    )
+    assert outside.startswith("Not created: no area 'TST0201' among yours")
+    with session_scope(engine) as session:
+        fred = session.exec(select(Expert).where(Expert.name == "Fred")).one()
+        session.delete(fred)
+    engine.dispose()
