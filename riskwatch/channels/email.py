@@ -45,10 +45,11 @@ def build_email(message: OutgoingMessage, from_address: str) -> EmailMessage:
     domain = from_address.rpartition("@")[2] or MAP_CID_DOMAIN
     email["Message-ID"] = f"<{message.idempotency_key}@{domain}>"
     email["Auto-Submitted"] = "auto-generated"
-    email["Content-Language"] = message.rendered.language
     email["X-Riskwatch-Notification"] = message.idempotency_key
     email.set_content(message.rendered.text)
     email.add_alternative(message.rendered.html, subtype="html")
+    # Content-* headers are set last: set_content/add_alternative move or drop earlier ones.
+    email["Content-Language"] = message.rendered.language
     if message.map_png:
         html_part = email.get_payload()[1]
         html_part.add_related(

@@ -51,6 +51,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         receiver = self.server.receiver
         headers = {key: value for key, value in self.headers.items()}
+        if len(body) < length:  # the sender died mid-request: nothing was delivered
+            receiver._record(
+                ReceivedWebhook(
+                    webhook_id=headers.get("webhook-id", ""),
+                    timestamp="",
+                    signature="",
+                    body=body,
+                    valid_signature=False,
+                    answered=0,
+                    path=self.path,
+                )
+            )
+            self.close_connection = True
+            return
         status = receiver._next_status(headers.get("webhook-id", ""))
         valid = receiver.secret is not None and verify(receiver.secret, headers, body)
         receiver._record(
@@ -65,18 +79,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
         )
         reply = b"ok" if status < 300 else b"scripted failure"
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(reply)))
-        if status in (429, 503) and receiver.retry_after is not None:
-            self.send_header("Retry-After", str(receiver.retry_after))
-        self.end_headers()
-        self.wfile.write(reply)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(reply)))
+            if status in (429, 503) and receiver.retry_after is not None:
+                self.send_header("Retry-After", str(receiver.retry_after))
+            self.end_headers()
+            self.wfile.write(reply)
+        except (BrokenPipeError, ConnectionResetError):
+            # The sender gave up (timeout) or was killed: nothing to answer to.
+            self.close_connection = True
+            return
+        if receiver.drop_connections:
+            # Close without announcing it, as servers do with idle keep-alive connections.
+            self.close_connection = True
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     receiver: WebhookReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A sender killed or timed out mid-request is part of the trials, not an error.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class WebhookReceiver:
@@ -92,6 +122,7 @@ class WebhookReceiver:
         self.retry_after = retry_after
         self.received: list[ReceivedWebhook] = []
         self.responder: Callable[[str], int | None] | None = None
+        self.drop_connections = False
         self._lock = threading.Lock()
         self._script: deque[int] = deque()
         self._always: int | None = None

@@ -251,6 +251,8 @@ class WebhookTransport:
                 ) from None
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(scheme, parts.hostname, port)
+                if reused and attempt == 1:
+                    continue  # a stale kept-alive socket: one more try on a fresh connection
                 reason = getattr(exc, "strerror", None) or repr(exc)
                 raise TransientError(f"cannot reach {parts.hostname}:{port}: {reason}") from None
         raise TransientError(f"connection to {parts.hostname}:{port} kept failing")

@@ -7,6 +7,7 @@ reads either from standard input (a pipe or a prompt).
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -29,10 +30,9 @@ from riskwatch.timeutil import iso_utc
 def _read_secret_source(path: str, what: str) -> str:
     """The text of ``path``; ``-`` is standard input (prompted when it is a terminal)."""
     if path == "-":
-        stdin = click.get_text_stream("stdin")
-        if stdin.isatty():
+        if sys.stdin.isatty():
             return click.prompt(what, hide_input=True)
-        return stdin.read()
+        return sys.stdin.read()
     try:
         return Path(path).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
