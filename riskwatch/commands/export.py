@@ -1,8 +1,8 @@
 """`riskwatch export WHAT --format FMT`: data out, to standard output or a file (CONTRACTS.md).
 
 Exit codes: 0 done (also for an export with no matching rows); 1 refused (nothing of that kind
-to export, unknown country, html/png before the map dashboard); 2 bad usage (unknown WHAT or
-format, malformed date, an option that does not apply, gpkg without --out).
+to export, unknown country); 2 bad usage (unknown WHAT or format, malformed date, an option that
+does not apply, gpkg or png without --out, html or png of anything but scores).
 
 Standard output carries the data and nothing else; messages go to standard error.
 """
@@ -70,7 +70,8 @@ def parse_country(text: str | None) -> str | None:
 @click.command("export")
 @click.argument("what", type=click.Choice(EXPORT_NAMES), metavar="WHAT")
 @click.option("--format", "export_format", required=True, type=click.Choice(FORMATS),
-              help="csv (with an HXL row), geojson or gpkg; html and png come with the map.")
+              help="csv (with an HXL row), geojson or gpkg; for scores also html (a map "
+                   "that opens offline) or png (a map image).")
 @click.option("--level", type=click.IntRange(min=0),
               help="Admin level (default: the finest loaded; for observations, with data).")
 @click.option("--variable", metavar="V",
@@ -99,12 +100,12 @@ def export(
     as_of: str | None,
     out: Path | None,
 ) -> None:
-    """Export WHAT (areas, observations, scores, hotspots; alerts once evaluated) as FMT.
+    """Export WHAT (areas, observations, scores, hotspots, alerts) as FMT.
 
     Every export carries its sources' attribution and licence and a sensitivity label: inside
-    the file for geojson and gpkg, in PATH.about.txt beside a csv --out PATH. Small counts of
-    sensitive variables are blank. Observations are the current versions; --as-of gives them as
-    known at that time.
+    the file for geojson, gpkg, html and png, in PATH.about.txt beside a csv --out PATH.
+    Small counts of sensitive variables are blank. Observations are the current versions;
+    --as-of gives them as known at that time.
     """
     request = ExportRequest(
         what=what, format=export_format, level=level, variable=variable,
