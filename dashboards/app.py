@@ -12,12 +12,15 @@ approvals, and the audit trail of downloads.
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dash
 from flask import Flask, Response, jsonify, request
+from flask_compress import Compress
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,6 +50,51 @@ ASSETS_FOLDER = PACKAGE_FOLDER / "assets"
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # callback payloads are small; refuse anything bigger early
 # Fingerprinted, public library code and styles: caching them is harmless and saves a lot.
 CACHEABLE_PREFIXES = ("/assets/", "/_dash-component-suites/")
+
+
+#: Compressed media types. Not HTML: the login and acknowledgement pages carry a CSRF token
+#: next to reflected input, which compression would expose to a BREACH-style attack.
+COMPRESSED_MIMETYPES = ["application/javascript", "text/javascript", "text/css",
+                        "application/json", "application/geo+json", "image/svg+xml"]
+COMPRESSED_CACHE_ENTRIES = 200
+
+
+class _BundleCache:
+    """flask-compress's cache for compressed library bundles (fingerprinted, same for all)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        with self._lock:
+            if len(self._entries) >= COMPRESSED_CACHE_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = value
+
+
+def _compress_cache_key(req: Any) -> str | None:
+    # Only public library code is cached compressed: it is the same for every user, and
+    # compressing plotly.js anew for each page load would cost a weak server a lot.
+    if req.path.startswith(CACHEABLE_PREFIXES):
+        return f"{req.full_path}|{req.headers.get('Accept-Encoding', '')}"
+    return None
+
+
+def _install_compression(server: Flask) -> None:
+    cache = _BundleCache()
+    server.config.update(
+        COMPRESS_MIMETYPES=COMPRESSED_MIMETYPES,
+        COMPRESS_ALGORITHM=["br", "gzip"],
+        COMPRESS_MIN_SIZE=1000,
+        COMPRESS_CACHE_KEY=_compress_cache_key,
+        COMPRESS_CACHE_BACKEND=lambda: cache,
+    )
+    Compress(server)
 
 
 def _content_security_policy(script_hashes: list[str]) -> str:
@@ -182,6 +230,7 @@ def create_app(
     install_downloads(server)
     install_ack(server)
     _install_security_headers(server, dash_app)
+    _install_compression(server)
     server.extensions["dash_app"] = dash_app
     server.extensions["riskwatch_engine"] = engine
     return server

@@ -607,3 +607,21 @@ def test_a_configured_key_writes_no_file(database_url: str, tmp_path: Path) -> N
     app = create_app(make_settings(database_url, tmp_path), secret_key="s" * 64)
     assert app.secret_key == "s" * 64
     assert not (tmp_path / SECRET_KEY_FILE).exists()
+
+
+def test_library_code_and_callbacks_are_compressed_pages_are_not(client: FlaskClient) -> None:
+    login(client)
+    page = client.get("/", headers={"Accept-Encoding": "gzip, br"})
+    assert "Content-Encoding" not in page.headers  # HTML: no compression (BREACH)
+    scripts = re.findall(r'<script[^>]*\ssrc="(/_dash-component-suites/[^"]+)"',
+                         page.get_data(as_text=True))
+    assert scripts
+    sizes = []
+    for _ in range(2):  # the second answer comes from the compressed-bundle cache
+        bundle = client.get(scripts[-1], headers={"Accept-Encoding": "gzip"})
+        assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in bundle.headers["Vary"]
+        sizes.append(len(bundle.get_data()))
+    assert sizes[0] == sizes[1]
+    plain = client.get(scripts[-1])
+    assert "Content-Encoding" not in plain.headers and len(plain.get_data()) > sizes[0]
