@@ -7,6 +7,7 @@ exactly which scores, hotspots and surges the engine sees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -316,7 +317,7 @@ def test_bad_rules_are_named() -> None:
 def test_deployed_expert_gets_one_grouped_notification_per_channel_and_nothing_twice(
     store: Store,
 ) -> None:
-    north = store.expert("north", "T1", language="fr")
+    north = store.expert("Amina Expert", "T1", language="fr")
     south = store.expert("south", "T2")
     store.run(
         {"T1": 4.0, "T101": 5.5, "T102": 5.2, "T2": 3.0, "T201": 3.0},
@@ -337,6 +338,10 @@ def test_deployed_expert_gets_one_grouped_notification_per_channel_and_nothing_t
         payload = notification.payload or {}
         assert payload["kind"] == "alert" and payload["language"] == "fr"
         assert payload["expert_id"] == north
+        # Nothing about people or places finer than an area: no names, no coordinates.
+        text = json.dumps(payload).lower()
+        for word in ("amina", "latitude", "longitude", "geometry", "coordinates", '"lat'):
+            assert word not in text, word
         assert payload["group"] == {
             "key": "TST/T1",
             "country_iso3": "TST",
