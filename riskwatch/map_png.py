@@ -68,8 +68,9 @@ def render_map_png(
     footer_lines = footer_text.count("\n") + 1
     footer_height = min(0.45, (footer_lines * FOOTER_FONT_SIZE * 1.35 + 8) / 72 * DPI / height_px)
     title_height = 34 / height_px
-    axes = figure.add_axes((0.01, footer_height + 0.01, 0.74,
-                            1 - footer_height - title_height - 0.02))
+    axes = figure.add_axes(
+        (0.01, footer_height + 0.01, 0.74, 1 - footer_height - title_height - 0.02)
+    )
     axes.set_axis_off()
     axes.set_aspect("equal")
 
@@ -92,33 +93,59 @@ def render_map_png(
             if len(marked):
                 marked.boundary.plot(ax=axes, color=HIGHLIGHT_COLOUR, linewidth=2.2)
         if labels:
-            labelled = drawn if len(drawn) <= MAX_LABELLED_AREAS else drawn[
-                drawn["pcode"].astype(str).isin(highlighted)]
+            labelled = (
+                drawn
+                if len(drawn) <= MAX_LABELLED_AREAS
+                else drawn[drawn["pcode"].astype(str).isin(highlighted)]
+            )
             for row in labelled.itertuples():
                 point = row.geometry.representative_point()
                 axes.annotate(
-                    str(row.name), (point.x, point.y), ha="center", va="center",
-                    fontsize=7, color=LABEL_COLOURS[row.draw_class],
+                    str(row.name),
+                    (point.x, point.y),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=LABEL_COLOURS[row.draw_class],
                 )
     else:
-        axes.text(0.5, 0.5, "No areas with a boundary to draw", ha="center", va="center",
-                  transform=axes.transAxes, fontsize=11, color="#555555")
+        axes.text(
+            0.5,
+            0.5,
+            "No areas with a boundary to draw",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+            fontsize=11,
+            color="#555555",
+        )
 
-    figure.text(0.01, 1 - 8 / height_px, title, ha="left", va="top", fontsize=12,
-                fontweight="bold")
+    figure.text(0.01, 1 - 8 / height_px, title, ha="left", va="top", fontsize=12, fontweight="bold")
     handles = [
-        Patch(facecolor=entry.colour, edgecolor=HATCH_COLOUR if entry.hatched else "#555555",
-              hatch=MATPLOTLIB_HATCH if entry.hatched else None, label=entry.label)
+        Patch(
+            facecolor=entry.colour,
+            edgecolor=HATCH_COLOUR if entry.hatched else "#555555",
+            hatch=MATPLOTLIB_HATCH if entry.hatched else None,
+            label=entry.label,
+        )
         for entry in legend_entries()
     ]
     if highlighted:
-        handles.append(Patch(facecolor="none", edgecolor=HIGHLIGHT_COLOUR, linewidth=2,
-                             label="Alert area"))
-    figure.legend(handles=handles, title="Risk class", loc="upper right",
-                  bbox_to_anchor=(0.99, 1 - title_height), fontsize=8, title_fontsize=9,
-                  frameon=False)
-    figure.text(0.01, 0.005, footer_text, ha="left", va="bottom", fontsize=FOOTER_FONT_SIZE,
-                color="#333333")
+        handles.append(
+            Patch(facecolor="none", edgecolor=HIGHLIGHT_COLOUR, linewidth=2, label="Alert area")
+        )
+    figure.legend(
+        handles=handles,
+        title="Risk class",
+        loc="upper right",
+        bbox_to_anchor=(0.99, 1 - title_height),
+        fontsize=8,
+        title_fontsize=9,
+        frameon=False,
+    )
+    figure.text(
+        0.01, 0.005, footer_text, ha="left", va="bottom", fontsize=FOOTER_FONT_SIZE, color="#333333"
+    )
 
     text_chunks = {"Title": title, "Description": footer, "Software": PNG_SOFTWARE}
     text_chunks.update(metadata or {})

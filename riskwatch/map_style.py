@@ -84,8 +84,9 @@ def class_colour(risk_class: str | None) -> str:
 def legend_entries() -> list[LegendEntry]:
     """The legend rows, highest risk first, insufficient data last."""
     return [
-        LegendEntry(name, RISK_CLASS_LABELS[name], RISK_CLASS_COLOURS[name],
-                    name in HATCHED_CLASSES)
+        LegendEntry(
+            name, RISK_CLASS_LABELS[name], RISK_CLASS_COLOURS[name], name in HATCHED_CLASSES
+        )
         for name in (*reversed(RISK_CLASSES), INSUFFICIENT_DATA)
     ]
 

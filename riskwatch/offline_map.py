@@ -42,8 +42,9 @@ VENDOR_FOLDER = Path(__file__).resolve().parent / "vendor" / "leaflet"
 SIMPLIFY_TOLERANCE = 0.001
 COORDINATE_DECIMALS = 5
 
-_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"'][^\"']*[\"'][^>]*>\s*</script>",
-                              re.IGNORECASE)
+_EXTERNAL_SCRIPT = re.compile(
+    r"<script[^>]*\bsrc\s*=\s*[\"'][^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE
+)
 _EXTERNAL_LINK = re.compile(r"<link[^>]*\bhref\s*=\s*[\"'][^\"']*[\"'][^>]*/?>", re.IGNORECASE)
 
 
@@ -81,18 +82,20 @@ def _feature_collection(areas: Any) -> dict[str, Any]:
             simple = geometry
         risk_class = normalise_class(getattr(row, "risk_class", None))
         risk = getattr(row, "risk", None)
-        features.append({
-            "type": "Feature",
-            "id": str(row.pcode),
-            "properties": {
-                "pcode": str(row.pcode),
-                "name": str(row.name),
-                "risk_class": risk_class,
-                "class_label": RISK_CLASS_LABELS[risk_class],
-                "risk": None if risk is None or risk != risk else round(float(risk), 2),
-            },
-            "geometry": json.loads(shapely.to_geojson(simple)),
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "id": str(row.pcode),
+                "properties": {
+                    "pcode": str(row.pcode),
+                    "name": str(row.name),
+                    "risk_class": risk_class,
+                    "class_label": RISK_CLASS_LABELS[risk_class],
+                    "risk": None if risk is None or risk != risk else round(float(risk), 2),
+                },
+                "geometry": json.loads(shapely.to_geojson(simple)),
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -109,14 +112,19 @@ def _style(feature: dict[str, Any]) -> dict[str, Any]:
 def _legend_html() -> str:
     rows = []
     for entry in legend_entries():
-        swatch = (f'<svg width="18" height="12"><defs>{svg_hatch_pattern("rw-hatch-legend")}'
-                  '</defs><rect width="18" height="12" fill="url(#rw-hatch-legend)" '
-                  'stroke="#555"/></svg>' if entry.hatched else
-                  f'<svg width="18" height="12"><rect width="18" height="12" '
-                  f'fill="{entry.colour}" stroke="#555"/></svg>')
+        swatch = (
+            f'<svg width="18" height="12"><defs>{svg_hatch_pattern("rw-hatch-legend")}'
+            '</defs><rect width="18" height="12" fill="url(#rw-hatch-legend)" '
+            'stroke="#555"/></svg>'
+            if entry.hatched
+            else f'<svg width="18" height="12"><rect width="18" height="12" '
+            f'fill="{entry.colour}" stroke="#555"/></svg>'
+        )
         rows.append(f'<div class="rw-legend-row">{swatch} {html.escape(entry.label)}</div>')
-    return ('<div id="rw-legend" class="rw-panel" role="region" aria-label="Legend">'
-            '<strong>Risk class</strong>' + "".join(rows) + "</div>")
+    return (
+        '<div id="rw-legend" class="rw-panel" role="region" aria-label="Legend">'
+        "<strong>Risk class</strong>" + "".join(rows) + "</div>"
+    )
 
 
 _PAGE_STYLE = """
@@ -151,10 +159,17 @@ def build_offline_map_html(
     drawable = [f for f in collection["features"] if f["geometry"]]
     if drawable:
         minx, miny, maxx, maxy = shapely.total_bounds(
-            [shapely.from_geojson(json.dumps(f["geometry"])) for f in drawable])
+            [shapely.from_geojson(json.dumps(f["geometry"])) for f in drawable]
+        )
         bounds = [[float(miny), float(minx)], [float(maxy), float(maxx)]]
-    fmap = folium.Map(tiles=None, location=[0, 0], zoom_start=2, control_scale=True,
-                      prefer_canvas=False, attribution_control=True)
+    fmap = folium.Map(
+        tiles=None,
+        location=[0, 0],
+        zoom_start=2,
+        control_scale=True,
+        prefer_canvas=False,
+        attribution_control=True,
+    )
     if tile_url:
         folium.TileLayer(tiles=tile_url, attr=tile_attribution or "base map").add_to(fmap)
     layer = folium.GeoJson(
@@ -177,17 +192,24 @@ def build_offline_map_html(
     page = _EXTERNAL_LINK.sub("", page)
     metas = "".join(
         f'<meta name="{name}" content="{html.escape(value)}">'
-        for name, value in (("riskwatch:attribution", notes.attribution),
-                            ("riskwatch:licence", notes.licence),
-                            ("riskwatch:sensitivity", notes.sensitivity))
+        for name, value in (
+            ("riskwatch:attribution", notes.attribution),
+            ("riskwatch:licence", notes.licence),
+            ("riskwatch:sensitivity", notes.sensitivity),
+        )
     )
-    head = (f"<title>{html.escape(notes.title)}</title>{metas}"
-            f"<style>{leaflet_css}</style><style>{_PAGE_STYLE}</style>"
-            # Leaflet must exist before folium's map script runs, so it goes into the head.
-            f"<script>{leaflet_js}</script>")
+    head = (
+        f"<title>{html.escape(notes.title)}</title>{metas}"
+        f"<style>{leaflet_css}</style><style>{_PAGE_STYLE}</style>"
+        # Leaflet must exist before folium's map script runs, so it goes into the head.
+        f"<script>{leaflet_js}</script>"
+    )
     page = page.replace("<head>", "<head>" + head, 1)
-    note = (f'<div id="rw-note" class="rw-panel" role="note">{html.escape(notes.note)}</div>'
-            if notes.note else "")
+    note = (
+        f'<div id="rw-note" class="rw-panel" role="note">{html.escape(notes.note)}</div>'
+        if notes.note
+        else ""
+    )
     footer = (
         '<div id="rw-footer" class="rw-panel">'
         f"<div><strong>{html.escape(notes.sensitivity)}</strong></div>"
@@ -197,8 +219,12 @@ def build_offline_map_html(
         f"<details><summary>Map software: Leaflet {LEAFLET_VERSION} (BSD-2-Clause), folium"
         f"</summary><pre>{html.escape(leaflet_licence)}</pre></details></div>"
     )
-    overlay = (f'<div id="rw-title" class="rw-panel">{html.escape(notes.title)}</div>'
-               + note + _legend_html() + footer)
+    overlay = (
+        f'<div id="rw-title" class="rw-panel">{html.escape(notes.title)}</div>'
+        + note
+        + _legend_html()
+        + footer
+    )
     map_name, layer_name = fmap.get_name(), layer.get_name()
     # Hatching: Leaflet's SVG renderer has no fill patterns, so the pattern is added to its
     # <svg> once drawn, and the no-data areas point their fill at it.
@@ -230,8 +256,12 @@ def build_offline_map_html(
 
 def external_references(page: str) -> list[str]:
     """URLs a page would fetch by itself (scripts, stylesheets): empty for an offline map."""
-    return re.findall(r"<(?:script|link|img|iframe)[^>]*\b(?:src|href)\s*=\s*[\"']"
-                      r"((?:https?:)?//[^\"']+)", page, re.IGNORECASE)
+    return re.findall(
+        r"<(?:script|link|img|iframe)[^>]*\b(?:src|href)\s*=\s*[\"']"
+        r"((?:https?:)?//[^\"']+)",
+        page,
+        re.IGNORECASE,
+    )
 
 
 __all__ = ["MapNotes", "build_offline_map_html", "external_references", "RISK_CLASS_COLOURS"]

@@ -12,10 +12,16 @@ from riskwatch.clikit import app_context
 
 
 @click.command("serve")
-@click.option("--host", default=None, metavar="H",
-              help="Address to listen on (default: web.host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, metavar="N",
-              help="Port to listen on (default: web.port, 8050; 0: any free port).")
+@click.option(
+    "--host", default=None, metavar="H", help="Address to listen on (default: web.host, 127.0.0.1)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="N",
+    help="Port to listen on (default: web.port, 8050; 0: any free port).",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the dashboard with a production WSGI server (waitress) until interrupted.
@@ -25,8 +31,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings = app_context(ctx).settings
     from dashboards.serve import serve as serve_dashboard  # lazily: only this command needs it
 
-    serve_dashboard(settings, host=host or settings.web.host,
-                    port=settings.web.port if port is None else port)
+    serve_dashboard(
+        settings, host=host or settings.web.host, port=settings.web.port if port is None else port
+    )
 
 
 COMMANDS = [serve]

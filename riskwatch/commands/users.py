@@ -42,21 +42,38 @@ def users() -> None:
 @users.command("add")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What the user may do.")
-@click.option("--expert", "expert_id", type=click.IntRange(min=1), metavar="EXPERT_ID",
-              help="Link the login to an expert record (their alert inbox).")
-@click.option("--country", "countries", multiple=True, metavar="ISO3",
-              help="Limit the user to this country (repeat for several; default: all).")
+@click.option(
+    "--expert",
+    "expert_id",
+    type=click.IntRange(min=1),
+    metavar="EXPERT_ID",
+    help="Link the login to an expert record (their alert inbox).",
+)
+@click.option(
+    "--country",
+    "countries",
+    multiple=True,
+    metavar="ISO3",
+    help="Limit the user to this country (repeat for several; default: all).",
+)
 @click.pass_context
-def add(ctx: click.Context, name: str, role: str, expert_id: int | None,
-        countries: tuple[str, ...]) -> None:
+def add(
+    ctx: click.Context, name: str, role: str, expert_id: int | None, countries: tuple[str, ...]
+) -> None:
     """Add the login NAME; the password is asked for (or read from standard input)."""
     app = app_context(ctx)
     engine = app.migrated_engine()
     password = read_password()
     try:
         with session_scope(engine) as session:
-            user = create_user(session, name, password, role,
-                               countries=list(countries) or None, expert_id=expert_id)
+            user = create_user(
+                session,
+                name,
+                password,
+                role,
+                countries=list(countries) or None,
+                expert_id=expert_id,
+            )
             scope = ", ".join(user.countries) if user.countries else "all countries"
             username = user.username
     except UserError as exc:
@@ -75,10 +92,15 @@ def list_command(ctx: click.Context) -> None:
     try:
         with session_scope(engine) as session:
             rows = [
-                (u.username, u.role, str(u.expert_id or ""),
-                 ", ".join(u.countries) if u.countries else "all",
-                 "active" if u.active else "deactivated", "yes" if u.is_demo else "",
-                 iso_utc(u.last_login_at) or "never")
+                (
+                    u.username,
+                    u.role,
+                    str(u.expert_id or ""),
+                    ", ".join(u.countries) if u.countries else "all",
+                    "active" if u.active else "deactivated",
+                    "yes" if u.is_demo else "",
+                    iso_utc(u.last_login_at) or "never",
+                )
                 for u in list_users(session)
             ]
     finally:
@@ -111,8 +133,11 @@ def remove(ctx: click.Context, name: str) -> None:
     if outcome == "deleted":
         console.print(f"Removed user {name}.", markup=False)
     else:
-        console.print(f"Deactivated user {name}: they acknowledged alerts, so the record stays; "
-                      "they can no longer log in.", markup=False)
+        console.print(
+            f"Deactivated user {name}: they acknowledged alerts, so the record stays; "
+            "they can no longer log in.",
+            markup=False,
+        )
 
 
 COMMANDS = [users]
