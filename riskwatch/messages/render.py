@@ -264,7 +264,7 @@ def _short(
             f"{severity} {alert.get('pcode') or ''}{bare_link}",
         ]
     else:
-        pcodes = " ".join(str(a.get("pcode") or "") for a in alerts[:4])
+        pcodes = " ".join(list(dict.fromkeys(str(a.get("pcode") or "") for a in alerts))[:4])
         many = t("short.many", count=len(alerts))
         candidates = [
             f"{prefix}{severity}: {many}, {admin1}: {pcodes}.{link}",
