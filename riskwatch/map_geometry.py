@@ -84,6 +84,27 @@ def fit_zoom(
     return max(0.0, min(18.0, zoom_x, zoom_y))
 
 
+def first_lod(
+    bboxes: np.ndarray,
+    countries: np.ndarray,
+    selected: Sequence[str] | None,
+    width_px: int = 1000,
+    height_px: int = 560,
+) -> int:
+    """The LOD of a level's first render: about one pixel of tolerance when the selected
+    countries' areas fill a map of that size."""
+    boxes = bboxes if selected is None else bboxes[np.isin(countries, list(selected))]
+    if len(boxes) == 0:
+        return 0
+    bounds = (
+        float(boxes[:, 0].min()),
+        float(boxes[:, 1].min()),
+        float(boxes[:, 2].max()),
+        float(boxes[:, 3].max()),
+    )
+    return lod_for_zoom(fit_zoom(bounds, width_px, height_px) + 1)
+
+
 def lod_for_zoom(zoom: float) -> int:
     """The coarsest LOD fine enough for ``zoom`` (the highest LOD whose zoom is at most it)."""
     lod = 0
@@ -189,6 +210,21 @@ class LevelGeometry:
             points = self.coords[point_offsets[ring] : point_offsets[ring + 1]]
             rings.append(points.astype(np.float64) * self.quantum)
         return rings
+
+
+@dataclass(frozen=True)
+class LevelExtent:
+    """What every LOD of a level shares: pcodes, countries and boxes, in map order."""
+
+    pcodes: np.ndarray
+    countries: np.ndarray
+    bboxes: np.ndarray
+
+    def select(self, countries: Sequence[str] | None = None) -> np.ndarray:
+        """Indices of the areas in ``countries`` (None: all), as LevelGeometry.select."""
+        if countries is None:
+            return np.arange(len(self.pcodes))
+        return np.nonzero(np.isin(self.countries, list(countries)))[0]
 
 
 # Building ------------------------------------------------------------------------------------
@@ -353,6 +389,7 @@ class GeometryCache:
         self._memory: OrderedDict[tuple[str, int, int], LevelGeometry] = OrderedDict()
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, int, int], threading.Lock] = {}
+        self._extents: dict[tuple[str, int], LevelExtent] = {}
         self.builds = 0
         self.disk_hits = 0
 
@@ -386,6 +423,41 @@ class GeometryCache:
                 while len(self._memory) > self.entries:
                     self._memory.popitem(last=False)
         return found
+
+    def extent(self, engine: Engine, level: int, key: str) -> LevelExtent:
+        """Pcodes, countries and boxes of the level's areas, in map order (every LOD's order).
+
+        Taken from any LOD already cached, else computed from the outlines once and kept, so
+        choosing the first LOD, or the values of a level, never costs a simplification.
+        """
+        with self._lock:
+            for (cached_key, cached_level, _), found in self._memory.items():
+                if cached_key == key and cached_level == level:
+                    return LevelExtent(found.pcodes, found.countries, found.bboxes)
+            extent = self._extents.get((key, level))
+        if extent is not None:
+            return extent
+        path = None if self.cache_dir is None else self.cache_dir / key / f"level{level}_extent.npz"
+        if path is not None and path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                extent = LevelExtent(data["pcodes"], data["countries"], data["bboxes"])
+        else:
+            with Session(engine) as session:
+                pcodes, _, countries, geometries = load_level(session, level)
+            pcode_array = np.asarray(pcodes, dtype=str)
+            country_array = np.asarray(countries, dtype=str)
+            order = np.lexsort((pcode_array, country_array))
+            boxes = shapely.bounds(np.asarray(geometries, dtype=object)[order])
+            extent = LevelExtent(pcode_array[order], country_array[order], boxes)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
+                np.savez(temporary, pcodes=extent.pcodes, countries=extent.countries,
+                         bboxes=extent.bboxes)  # fmt: skip
+                os.replace(temporary, path)
+        with self._lock:
+            self._extents[(key, level)] = extent
+        return extent
 
     def _path(self, cache_key: tuple[str, int, int]) -> Path | None:
         if self.cache_dir is None:

@@ -216,8 +216,8 @@ def area_values(
         .join(Area, col(Area.pcode) == col(AreaScore.area_pcode))
         .where(AreaScore.run_id == run.id, Area.admin_level == level)
     )
-    if period is not None:
-        statement = statement.where(AreaScore.period == period)
+    # Only the periods shown (per country): the latest of each, or the one asked for.
+    statement = statement.where(col(AreaScore.period).in_(sorted(set(chosen.values()))))
     for pcode, row_period, risk_class, raw, country in session.exec(statement).all():
         index = position.get(pcode)
         if index is None or chosen.get(country) != row_period:
@@ -251,8 +251,9 @@ def area_values(
             Area.admin_level == level,
         )
     )
-    if period is not None:
-        hotspot_statement = hotspot_statement.where(Hotspot.period == period)
+    hotspot_statement = hotspot_statement.where(
+        col(Hotspot.period).in_(sorted(set(chosen.values())))
+    )
     hotspot_codes = {name: code for code, name in enumerate(HOTSPOT_CLASSES)}
     temporal_codes = {name: code for code, name in enumerate(TEMPORAL_CLASSES)}
     for pcode, row_period, hotspot_class, temporal_class, country in session.exec(

@@ -1,0 +1,166 @@
+"""The map page in a real browser (headless Chromium) with the demo data.
+
+Log in; the map draws every demo area with the legend's five classes; changing the round
+re-colours the map without a second geometry request; clicking an area opens its page.
+Screenshots go to ``artifacts/screenshots``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from riskwatch.config import load_settings
+from riskwatch.db.engine import make_engine
+from riskwatch.demo_setup import run_demo
+from tests.conftest import skip_or_fail
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+DEMO_AREAS = 200  # admin2 areas of the synthetic demo country
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo database served by the production server on a free loopback port."""
+    from dashboards.serve import make_server
+    from dashboards.testing import run_in_background
+
+    data_dir = tmp_path_factory.mktemp("map-browser")
+    url = f"sqlite:///{data_dir / 'demo.db'}"
+    settings = load_settings(
+        overrides={"database_url": url, "data_dir": str(data_dir)}, cwd=data_dir
+    )
+    run_demo(settings, make_engine(url), url, console=Console(quiet=True))
+    server = make_server(settings, host="127.0.0.1", port=0)
+    thread = run_in_background(server)
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        skip_or_fail("headless Chromium not installed (Debian packages chromium, chromium-driver)")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1400,1100",
+    ):
+        options.add_argument(argument)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _screenshot(driver, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _choose(driver, dropdown_id: str, label: str | None) -> str:  # type: ignore[no-untyped-def]
+    """Open a dcc.Dropdown and click the option showing ``label`` (None: the last one)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.ID, dropdown_id).click()
+    options = WebDriverWait(driver, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "[role=option]")
+    )
+    option = options[-1] if label is None else next(o for o in options if o.text == label)
+    text = option.text
+    option.click()
+    return text
+
+
+def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(demo_server + "/")
+    wait.until(ec.url_contains("/login"))
+    browser.find_element(By.NAME, "username").send_keys("coordinator")
+    browser.find_element(By.NAME, "password").send_keys("demo-coordinator-pass")
+    browser.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+
+    wait.until(lambda d: d.execute_script("return !!(window.riskmap && window.riskmap.ready)"))
+    stats = browser.execute_script(
+        "const m = window.riskmap; return {areas: m.areaCount, drawn: m.drawnAreas,"
+        " geometry: m.geometryRequests, values: m.valuesRequests, error: m.error};"
+    )
+    assert stats["error"] is None
+    assert stats["areas"] == DEMO_AREAS
+    assert stats["drawn"] == DEMO_AREAS  # the whole level fits the first view
+    assert stats["geometry"] == 1
+    legend = [
+        element.get_attribute("data-class")
+        for element in browser.find_elements(By.CSS_SELECTOR, ".riskmap-legend-entry")
+    ]
+    assert legend == ["very_low", "low", "medium", "high", "very_high", "insufficient_data"]
+    assert browser.find_element(By.CSS_SELECTOR, ".riskmap-demo-label").text == (
+        "SYNTHETIC DEMO DATA"
+    )
+    assert "Sources:" in browser.find_element(By.CSS_SELECTOR, ".riskmap-attribution").text
+    # What the canvas shows at an area's label point is the colour of its class.
+    colour = browser.execute_script(
+        "const p = window.riskmap.pointOf('XD0806'); return window.riskmap.pixelAt(p.x, p.y);"
+    )
+    assert colour[3] == 255
+    _screenshot(browser, "map")
+
+    # Another round: new classes arrive, the geometry is not requested again.
+    before = browser.execute_script("return window.riskmap.values.classes.slice();")
+    periods = browser.execute_script(
+        "return Array.from(new Set(window.riskmap.values.periods)).filter(Boolean);"
+    )
+    renders = browser.execute_script("return window.riskmap.renders;")
+    oldest = browser.execute_script("return window.riskmap.state.period;")
+    assert oldest == "latest" and periods
+    earliest = _choose(browser, "map-period", None)  # the last option: the earliest round
+    wait.until(
+        lambda d: d.execute_script(
+            "return window.riskmap.valuesRequests >= 2 && window.riskmap.renders > arguments[0]"
+            " && window.riskmap.state.period !== 'latest';",
+            renders,
+        )
+    )
+    after = browser.execute_script("return window.riskmap.values.classes.slice();")
+    assert after != before
+    assert browser.execute_script("return window.riskmap.geometryRequests;") == 1
+    assert browser.execute_script("return window.riskmap.state.period;") == earliest
+    _screenshot(browser, "map-earlier-round")
+
+    # Clicking an area opens its page.
+    point = browser.execute_script("return window.riskmap.pointOf('XD0806');")
+    container = browser.find_element(By.ID, "riskmap")
+    size = container.size
+    ActionChains(browser).move_to_element_with_offset(
+        container, int(point["x"] - size["width"] / 2), int(point["y"] - size["height"] / 2)
+    ).click().perform()
+    wait.until(ec.url_contains("/area/XD0806"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "page-content"), "XD0806"))
+    _screenshot(browser, "map-area-click")
