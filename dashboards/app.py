@@ -60,29 +60,39 @@ COMPRESSED_CACHE_ENTRIES = 200
 
 
 class _BundleCache:
-    """flask-compress's cache for compressed library bundles (fingerprinted, same for all)."""
+    """flask-compress's cache for compressed library bundles (fingerprinted, same for all).
+
+    flask-compress consults the cache for every response, with the key
+    ``"<algorithm>;<cache key>"``; responses that must not be cached get an empty cache key,
+    and this cache neither stores nor returns anything for them.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
+        if key.endswith(";"):
+            return None
         with self._lock:
             return self._entries.get(key)
 
     def set(self, key: str, value: bytes) -> None:
+        if key.endswith(";"):
+            return
         with self._lock:
             if len(self._entries) >= COMPRESSED_CACHE_ENTRIES:
                 self._entries.clear()
             self._entries[key] = value
 
 
-def _compress_cache_key(req: Any) -> str | None:
+def _compress_cache_key(req: Any) -> str:
     # Only public library code is cached compressed: it is the same for every user, and
-    # compressing plotly.js anew for each page load would cost a weak server a lot.
+    # compressing plotly.js anew for each page load would cost a weak server a lot. Anything
+    # else (callback answers, data) gets the empty key: never cached.
     if req.path.startswith(CACHEABLE_PREFIXES):
-        return f"{req.full_path}|{req.headers.get('Accept-Encoding', '')}"
-    return None
+        return req.full_path
+    return ""
 
 
 def _install_compression(server: Flask) -> None:

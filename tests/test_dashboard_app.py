@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -625,3 +626,18 @@ def test_library_code_and_callbacks_are_compressed_pages_are_not(client: FlaskCl
     assert sizes[0] == sizes[1]
     plain = client.get(scripts[-1])
     assert "Content-Encoding" not in plain.headers and len(plain.get_data()) > sizes[0]
+    # Answers that differ per request are compressed but never served from that cache.
+    csrf = client.get_cookie(CSRF_COOKIE_NAME)
+    assert csrf is not None
+    first, second = (
+        client.post(
+            "/_dash-update-component",
+            json=callback_body(client.application, PAGE_CALLBACK, {"url.pathname": path}),
+            headers={"Accept-Encoding": "gzip", CSRF_HEADER_NAME: csrf.value},
+        )
+        for path in ("/area/TST0101", "/area/TST0102")
+    )
+    assert first.headers["Content-Encoding"] == second.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(first.get_data()) != gzip.decompress(second.get_data())
+    assert b"North-West" in gzip.decompress(first.get_data())
+    assert b"North-East" in gzip.decompress(second.get_data())

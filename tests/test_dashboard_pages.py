@@ -523,3 +523,35 @@ def test_admin_actions_refuse_other_roles_without_http(
         fred = session.exec(select(Expert).where(Expert.name == "Fred")).one()
         session.delete(fred)
     engine.dispose()
+
+
+def test_a_scoped_coordinator_cannot_reach_another_country(app: Flask, db: Session) -> None:
+    client = client_for(app, "tess")  # coordinator limited to TST
+    shown = post_callback(
+        client, callback_body(app, PAGE_CALLBACK, {"url.pathname": "/area/XYZ0101"})
+    )
+    assert shown.status_code == 200 and "Unknown area" in callback_text(shown)
+    alerts = post_callback(client, callback_body(app, PAGE_CALLBACK, {"url.pathname": "/alerts"}))
+    assert "XYZ0101" not in callback_text(alerts) and "TST0101" in callback_text(alerts)
+    body = callback_body(app, ACK_CALLBACK, {"ack-submit.n_clicks": 1})
+    body["state"] = [
+        {"id": "ack-alert", "property": "value", "value": alert_id(db, "XYZ0101")},
+        {"id": "ack-feedback", "property": "value", "value": "useful"},
+        {"id": "ack-comment", "property": "value", "value": None},
+    ]
+    assert post_callback(client, body).status_code == 403
+    link = callback_body(
+        app,
+        EXPORT_LINK_CALLBACK,
+        {
+            "export-what.value": "scores",
+            "export-format.value": "csv",
+            "export-country.value": "XYZ",
+            "export-level.value": None,
+        },
+    )
+    answer = post_callback(client, link)
+    assert answer.status_code == 200
+    assert answer.get_json()["response"]["export-link"]["href"] == ""
+    assert "outside your scope" in callback_text(answer)
+    assert client.get("/download/areas?format=geojson&country=XYZ").status_code == 403

@@ -52,8 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settin
         users.create_user(session, "ella", PASSWORD, "expert", expert_id=ella.id)
         users.create_user(session, "adam", PASSWORD, "admin")
     engine.dispose()
-    settings = load_settings(overrides={"database_url": url, "data_dir": str(folder)},
-                             cwd=folder)
+    settings = load_settings(overrides={"database_url": url, "data_dir": str(folder)}, cwd=folder)
     server = make_server(settings, host="127.0.0.1", port=0)
     thread = run_in_background(server)
     try:
@@ -68,9 +67,17 @@ def browser(site: tuple[str, Settings, str]) -> Iterator[Any]:
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--disable-quic", "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     options.binary_location = CHROMIUM
     driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
@@ -111,28 +118,36 @@ def _open(driver: Any, base: str, path: str, marker: str) -> None:
     _wait(driver).until(lambda d: d.find_elements(By.ID, marker))
 
 
-def test_area_page_shows_the_drivers_chart(site: tuple[str, Settings, str],
-                                           browser: Any) -> None:
+def test_area_page_shows_the_drivers_chart(site: tuple[str, Settings, str], browser: Any) -> None:
     base, _, _ = site
     _login(browser, base, "carla")
     _open(browser, base, "/area/TST0101", "area-drivers")
+    _wait(browser).until(lambda d: d.find_elements("css selector", "#area-drivers .bars path"))
     bars = browser.execute_script(
         "const gd = document.querySelector('#area-drivers .js-plotly-plot');"
-        "return gd && gd.data ? gd.data[0].x.length : -1;")
+        "return gd && gd.data ? gd.data[0].x.length : -1;"
+    )
     assert bars == 3
-    _wait(browser).until(lambda d: d.find_elements("css selector",
-                                                   "#area-drivers .bars path"))
+    _wait(browser).until(lambda d: d.find_elements("css selector", "#area-series .scatterlayer"))
     page = browser.page_source
-    for expected in ("Very high", "Hotspot history", "Data freshness and lineage",
-                     "Risk is high in TST0101", "SYNTHETIC DEMO DATA"):
+    for expected in (
+        "Very high",
+        "Hotspot history",
+        "Data freshness and lineage",
+        "Risk is high in TST0101",
+        "SYNTHETIC DEMO DATA",
+    ):
         assert expected in page, expected
-    assert browser.execute_script(
-        "return document.querySelector('#area-series .js-plotly-plot').data.length") == 2
+    assert (
+        browser.execute_script(
+            "return document.querySelector('#area-series .js-plotly-plot').data.length"
+        )
+        == 2
+    )
     _screenshot(browser, "area-page")
 
 
-def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str],
-                                         browser: Any) -> None:
+def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str], browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
     base, _, _ = site
@@ -142,10 +157,15 @@ def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str],
     _screenshot(browser, "health-page")
     _open(browser, base, "/exports", "export-quick-links")
     # The form's callback builds a download link from the choices.
-    _wait(browser).until(lambda d: (d.find_element(By.ID, "export-link").get_attribute("href")
-                                    or "").endswith("/download/scores?format=csv"))
-    links = [a.get_attribute("href") for a in browser.find_elements(
-        By.CSS_SELECTOR, "#export-quick-links a")]
+    _wait(browser).until(
+        lambda d: (d.find_element(By.ID, "export-link").get_attribute("href") or "").endswith(
+            "/download/scores?format=csv"
+        )
+    )
+    links = [
+        a.get_attribute("href")
+        for a in browser.find_elements(By.CSS_SELECTOR, "#export-quick-links a")
+    ]
     assert base + "/download/scores?format=html" in links
     _screenshot(browser, "exports-page")
     _open(browser, base, "/alerts", "alerts-list")
@@ -157,8 +177,9 @@ def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str],
     assert not browser.find_elements(By.ID, "nav-users")
 
 
-def test_an_expert_acknowledges_an_alert_with_feedback(site: tuple[str, Settings, str],
-                                                       browser: Any) -> None:
+def test_an_expert_acknowledges_an_alert_with_feedback(
+    site: tuple[str, Settings, str], browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
 
     base, _, url = site
@@ -166,9 +187,16 @@ def test_an_expert_acknowledges_an_alert_with_feedback(site: tuple[str, Settings
     _open(browser, base, "/alerts", "ack-alert")
     assert "XYZ0101" not in browser.page_source  # outside her deployment
     browser.find_element(By.ID, "ack-alert").click()
-    option = _wait(browser).until(lambda d: next(
-        (o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
-         if "North-West" in o.text), None))
+    option = _wait(browser).until(
+        lambda d: next(
+            (
+                o
+                for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+                if "North-West" in o.text
+            ),
+            None,
+        )
+    )
     option.click()
     browser.find_element(By.XPATH, "//label[contains(., 'False alarm')]").click()
     browser.find_element(By.ID, "ack-comment").send_keys("Team checked: a wedding convoy")
@@ -178,16 +206,26 @@ def test_an_expert_acknowledges_an_alert_with_feedback(site: tuple[str, Settings
     _screenshot(browser, "alerts-page-expert-acknowledged")
     engine = make_engine(url)
     with Session(engine) as session:
-        ack = session.exec(select(Acknowledgement).where(
-            Acknowledgement.via == "dashboard")).one()
+        ack = session.exec(select(Acknowledgement).where(Acknowledgement.via == "dashboard")).one()
         alert = session.get(Alert, ack.alert_id)
     engine.dispose()
     assert alert is not None and alert.area_pcode == "TST0101"
     assert (ack.feedback, ack.comment) == ("false_alarm", "Team checked: a wedding convoy")
 
 
-def test_an_acknowledgement_link_without_logging_in(site: tuple[str, Settings, str],
-                                                    browser: Any) -> None:
+def test_admin_sees_the_users_page(site: tuple[str, Settings, str], browser: Any) -> None:
+    base, _, _ = site
+    _login(browser, base, "adam")
+    _open(browser, base, "/users", "users-table")
+    assert "carla" in browser.page_source and "ella" in browser.page_source
+    assert "$argon2" not in browser.page_source  # never a password hash
+    _open(browser, base, "/alerts", "silence-submit")
+    _screenshot(browser, "users-page-admin")
+
+
+def test_an_acknowledgement_link_without_logging_in(
+    site: tuple[str, Settings, str], browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
 
     base, settings, url = site
