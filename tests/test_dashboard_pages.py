@@ -555,3 +555,28 @@ def test_a_scoped_coordinator_cannot_reach_another_country(app: Flask, db: Sessi
     assert answer.get_json()["response"]["export-link"]["href"] == ""
     assert "outside your scope" in callback_text(answer)
     assert client.get("/download/areas?format=geojson&country=XYZ").status_code == 403
+
+
+def test_alert_history_lists_decisions_acks_and_messages() -> None:
+    moment = utcnow()
+    history = {
+        "decisions": [{"at": moment, "decision": "sent", "detail": {"by": "engine"}}],
+        "acknowledgements": [
+            {"at": moment, "by": "Ella", "via": "link", "feedback": "useful", "comment": "ok"}
+        ],
+        "notifications": [
+            {
+                "id": 7,
+                "kind": "alert",
+                "channel": "email",
+                "status": "delivered",
+                "attempts": 2,
+                "created_at": moment,
+                "delivered_at": moment,
+            }
+        ],
+    }
+    text = text_of(alerts_page._history(history))
+    assert "3 event(s)" in text and "sent (by: engine)" in text
+    assert "acknowledged by Ella via link, feedback: useful" in text
+    assert "alert message #7 via email: delivered after 2 attempt(s)" in text

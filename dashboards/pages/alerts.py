@@ -235,6 +235,7 @@ def alerts_page_data(
         histories[row.id] = {
             "decisions": detail.decisions,
             "acknowledgements": detail.acknowledgements,
+            "notifications": detail.notifications,
         }
     manage = may_manage(session, user)
     silences: list[Silence] = []
@@ -286,6 +287,18 @@ def _history(history: dict[str, list[dict[str, Any]]] | None) -> Any:
             html.Li(
                 f"{iso_utc(ack['at'])} acknowledged by {ack['by']} via "
                 f"{ack['via']}, feedback: {ack['feedback'] or 'none'}{comment}"
+            )
+        )
+    for note in history.get("notifications", []):
+        # Which channel kind and what happened to the message; never the channel's target.
+        delivered = (
+            f", delivered {iso_utc(note['delivered_at'])}" if note.get("delivered_at") else ""
+        )
+        items.append(
+            html.Li(
+                f"{iso_utc(note['created_at'])} {note['kind']} message #{note['id']} via "
+                f"{note['channel']}: {note['status']} after {note['attempts']} attempt(s)"
+                f"{delivered}"
             )
         )
     return html.Details([html.Summary(f"{len(items)} event(s)"), html.Ul(items)])
