@@ -580,3 +580,18 @@ def test_alert_history_lists_decisions_acks_and_messages() -> None:
     assert "3 event(s)" in text and "sent (by: engine)" in text
     assert "acknowledged by Ella via link, feedback: useful" in text
     assert "alert message #7 via email: delivered after 2 attempt(s)" in text
+
+
+def test_stale_sources_flag_the_area_and_the_health_page(db: Session) -> None:
+    from dashboards.layout import score_section
+
+    later = utcnow() + timedelta(days=45)  # past test-dtm's 30-day cadence
+    assert not data.area_is_stale(db, "TST0101")
+    assert data.area_is_stale(db, "TST0101", later)
+    assert not data.area_is_stale(db, "XYZ0101", utcnow())
+    assert "area-stale" in text_of(score_section(data.area_scores(db, "TST0101"), True))
+    assert "area-stale" not in text_of(score_section(data.area_scores(db, "TST0101"), False))
+    health = health_page.health_page_data(db, user(db, "adam"), now=later)
+    statuses = {row.health.id: row.health.status for row in health.sources}
+    assert statuses == {"test-boundaries": "ok", "test-dtm": "stale"}
+    assert "1 stale" in text_of(health_page.health_page(health))
