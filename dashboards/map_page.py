@@ -19,6 +19,7 @@ default only ever receives their own countries' areas.
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -37,7 +38,6 @@ from flask import (
     Response,
     abort,
     has_app_context,
-    jsonify,
     request,
     send_from_directory,
 )
@@ -342,7 +342,7 @@ class MapService:
     def __post_init__(self) -> None:
         self._keys: dict[int, tuple[float, str]] = {}
         self._compressed: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._stale: tuple[float, set[str]] | None = None
+        self._stale: tuple[float, int, set[str]] | None = None
         self._lock = threading.Lock()
 
     def key(self, level: int) -> str:
@@ -363,7 +363,7 @@ class MapService:
         return self.cache.get(self.engine, level, lod, key=self.key(level))
 
     def compressed(self, cache_key: tuple[Any, ...], build: Any) -> bytes:
-        """gzip of ``build()``, kept for identical requests (geometry only: no user data)."""
+        """gzip of ``build()``, kept for identical requests (the key includes the scope)."""
         with self._lock:
             found = self._compressed.get(cache_key)
             if found is not None:
@@ -376,18 +376,19 @@ class MapService:
                 self._compressed.popitem(last=False)
         return body
 
-    def stale(self) -> set[str]:
-        """Pcodes with stale source data, re-read at most every STALE_TTL_SECONDS."""
+    def stale(self) -> tuple[int, set[str]]:
+        """(version, pcodes with stale source data), re-read at most every STALE_TTL_SECONDS."""
         now = time.monotonic()
         with self._lock:
             cached = self._stale
         if cached is not None and now - cached[0] < STALE_TTL_SECONDS:
-            return cached[1]
+            return cached[1], cached[2]
         with Session(self.engine) as db:
             pcodes = map_values.stale_pcodes(db)
         with self._lock:
-            self._stale = (now, pcodes)
-        return pcodes
+            version = (self._stale[1] + 1) if self._stale is not None else 0
+            self._stale = (now, version, pcodes)
+        return version, pcodes
 
 
 def _gzip_response(body: bytes, mimetype: str, compressed: bool) -> Response:
@@ -483,21 +484,31 @@ def install_map(server: Flask, dash_app: dash.Dash, engine: Engine, settings: Se
         extent = service.cache.extent(engine, level, key)
         pcodes = extent.pcodes[extent.select(countries)].tolist()
         with Session(engine) as db:
-            try:
-                values = map_values.area_values(
-                    db, pcodes, level=level, variable=variable, period=period, stale=service.stale()
-                )
-            except ValueError:
-                abort(400)
-        payload = values.as_json()
-        payload["key"] = key
-        payload["areas"] = len(pcodes)
-        response = jsonify(payload)
+            run = map_values.latest_run(db)
+        stale_version, stale = service.stale()
+
+        def build() -> bytes:
+            with Session(engine) as db:
+                try:
+                    values = map_values.area_values(
+                        db, pcodes, level=level, variable=variable, period=period, stale=stale
+                    )
+                except ValueError:
+                    abort(400)
+            payload = values.as_json()
+            payload["key"] = key
+            payload["areas"] = len(pcodes)
+            return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+        # The same answer for everyone allowed these countries until a new score run, new
+        # boundaries or a new staleness check: computed once, kept compressed.
+        scope = tuple(countries) if countries is not None else None
+        cache_key = ("values", key, run.id if run else None, level, variable, period, scope,
+                     stale_version)  # fmt: skip
+        body = service.compressed(cache_key, build)
         if _accepts_gzip():
-            response.set_data(gzip.compress(response.get_data(), compresslevel=6))
-            response.headers["Content-Encoding"] = "gzip"
-        response.headers["Vary"] = "Accept-Encoding"
-        return response
+            return _gzip_response(body, "application/json", True)
+        return _gzip_response(gzip.decompress(body), "application/json", False)
 
     def vendor_view(filename: str) -> Response:
         if filename in VENDOR_COMPRESSED and _accepts_gzip():

@@ -134,9 +134,7 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
 
     # Another round: new classes arrive, the geometry is not requested again.
     before = browser.execute_script("return window.riskmap.values.classes.slice();")
-    periods = browser.execute_script(
-        "return Array.from(new Set(window.riskmap.values.periods)).filter(Boolean);"
-    )
+    periods = browser.execute_script("return window.riskmap.values.period_names;")
     renders = browser.execute_script("return window.riskmap.renders;")
     oldest = browser.execute_script("return window.riskmap.state.period;")
     assert oldest == "latest" and periods
@@ -153,6 +151,20 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     assert browser.execute_script("return window.riskmap.geometryRequests;") == 1
     assert browser.execute_script("return window.riskmap.state.period;") == earliest
     _screenshot(browser, "map-earlier-round")
+
+    # Zooming in loads finer outlines per tile (levels of detail), still no full geometry.
+    assert browser.execute_script("return window.riskmap.focus('XD0806', 11);")
+    wait.until(lambda d: d.execute_script(
+        "const m = window.riskmap; return m.tileRequests > 0 && m.tilesPending() === 0"
+        " && m.lod > m.baseLod();"
+    ))  # fmt: skip
+    zoomed = browser.execute_script(
+        "const m = window.riskmap; return {drawn: m.drawnAreas, geometry: m.geometryRequests,"
+        " error: m.error};"
+    )
+    assert zoomed["error"] is None and zoomed["geometry"] == 1
+    assert 0 < zoomed["drawn"] < DEMO_AREAS
+    _screenshot(browser, "map-zoomed")
 
     # Clicking an area opens its page.
     point = browser.execute_script("return window.riskmap.pointOf('XD0806');")

@@ -197,6 +197,18 @@
     }
   }
 
+  // Canvas paths get slow to build when they hold very many sub-paths (superlinear in
+  // Chromium): areas are traced and painted in batches of PATH_BATCH.
+  var PATH_BATCH = 1000;
+  function paint(ctx, geo, list, lod, scale, ox, oy, finish) {
+    for (var start = 0; start < list.length; start += PATH_BATCH) {
+      var end = Math.min(list.length, start + PATH_BATCH);
+      ctx.beginPath();
+      for (var j = start; j < end; j++) { traceArea(ctx, geo, list[j], lod, scale, ox, oy); }
+      finish();
+    }
+  }
+
   function draw() {
     var map = state.map, geo = state.geo, canvas = state.canvas;
     // Nothing is drawn before the values arrive: an area is never shown without its class.
@@ -243,32 +255,29 @@
     ctx.strokeStyle = BOUNDARY;
     ctx.lineWidth = zoom >= 8 ? 0.6 : 0.35;
     for (var g = 0; g < groups.length; g++) {
-      var list = groups[g];
-      if (!list.length) { continue; }
-      ctx.beginPath();
-      for (var j = 0; j < list.length; j++) { traceArea(ctx, geo, list[j], lod, scale, ox, oy); }
       ctx.fillStyle = COLOURS[g];
-      ctx.fill("evenodd");
-      if (g === NO_DATA) { ctx.fillStyle = state.hatch || (state.hatch = hatchPattern(ctx, HATCH, false)); ctx.fill("evenodd"); }
-      ctx.stroke();
+      var pattern = g === NO_DATA ? (state.hatch || (state.hatch = hatchPattern(ctx, HATCH, false))) : null;
+      paint(ctx, geo, groups[g], lod, scale, ox, oy, function () {
+        ctx.fillStyle = COLOURS[g];
+        ctx.fill("evenodd");
+        if (pattern) { ctx.fillStyle = pattern; ctx.fill("evenodd"); }
+        ctx.stroke();
+      });
     }
     if (stale.length) {
-      ctx.beginPath();
-      for (j = 0; j < stale.length; j++) { traceArea(ctx, geo, stale[j], lod, scale, ox, oy); }
-      ctx.fillStyle = state.cross || (state.cross = hatchPattern(ctx, "#1a1a1a", true));
-      ctx.fill("evenodd");
+      var cross = state.cross || (state.cross = hatchPattern(ctx, "#1a1a1a", true));
+      paint(ctx, geo, stale, lod, scale, ox, oy, function () { ctx.fillStyle = cross; ctx.fill("evenodd"); });
     }
     if (hot.length) {
-      ctx.beginPath();
-      for (j = 0; j < hot.length; j++) { traceArea(ctx, geo, hot[j], lod, scale, ox, oy); }
-      ctx.strokeStyle = "#111111"; ctx.lineWidth = 2.2; ctx.setLineDash([]); ctx.stroke();
+      ctx.strokeStyle = "#111111"; ctx.lineWidth = 2.2; ctx.setLineDash([]);
+      paint(ctx, geo, hot, lod, scale, ox, oy, function () { ctx.stroke(); });
     }
     if (cold.length) {
-      ctx.beginPath();
-      for (j = 0; j < cold.length; j++) { traceArea(ctx, geo, cold[j], lod, scale, ox, oy); }
-      ctx.strokeStyle = "#2166ac"; ctx.lineWidth = 2; ctx.setLineDash([5, 3]); ctx.stroke();
+      ctx.strokeStyle = "#2166ac"; ctx.lineWidth = 2; ctx.setLineDash([5, 3]);
+      paint(ctx, geo, cold, lod, scale, ox, oy, function () { ctx.stroke(); });
       ctx.setLineDash([]);
     }
+    var j;
     for (j = 0; j < dots.length; j++) {
       var d = dots[j];
       ctx.beginPath();
@@ -399,7 +408,7 @@
       setStatus(geo.n + " areas at admin level " + s.level + " (" + s.variable_label + ", " +
         (s.period === "latest" ? "latest round" : s.period) + "); " + shown +
         " with a score, " + (geo.n - shown) + " with insufficient data.");
-      draw();
+      scheduleDraw();  // one draw on the next frame (fitBounds above asked for one too)
     }).catch(function (error) {
       api.error = String(error);
       setStatus("The map could not be loaded: " + error.message);
@@ -490,7 +499,7 @@
           (values.temporal[i] >= 0 ? " · " + values.temporal_names[values.temporal[i]] : ""));
       }
       if (values.stale[i]) { lines.push("Stale source data"); }
-      if (values.periods[i]) { lines.push("Period " + values.periods[i]); }
+      if (values.period_codes[i] >= 0) { lines.push("Period " + values.period_names[values.period_codes[i]]); }
     }
     return lines;
   }
@@ -525,6 +534,17 @@
     var topLeft = state.map.containerPointToLayerPoint([0, 0]).add(state.map.getPixelOrigin());
     return { x: geo.labelX[i] * scale - topLeft.x, y: geo.labelY[i] * scale - topLeft.y };
   };
+  api.focus = function (pcode, zoom) {
+    var geo = state.geo, i = geo ? geo.index[pcode] : undefined;
+    if (i === undefined) { return false; }
+    var point = window.L.point(geo.labelX[i], geo.labelY[i]);
+    state.map.setView(state.map.unproject(point, 0), zoom, { animate: false });
+    return true;
+  };
+  api.tilesPending = function () {
+    return Object.keys(state.tiles).filter(function (k) { return state.tiles[k] === "pending"; }).length;
+  };
+  api.baseLod = function () { return state.geo ? state.geo.baseLod : null; };
   api.colourOf = function (pcode) {
     var geo = state.geo, i = geo ? geo.index[pcode] : undefined;
     if (i === undefined || !state.values) { return null; }
