@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dash
 import numpy as np
@@ -155,6 +156,21 @@ def map_state(
         "values_url": VALUES_PATH,
         "vendor_url": "/map/vendor/",
     }
+
+
+def tile_source_origin(tile_url: str) -> str | None:
+    """The origin (scheme://host[:port]) of a base-map tile URL template, for the CSP; None
+    when no tiles are configured or the URL is not http(s)."""
+    if not tile_url:
+        return None
+    parts = urlsplit(tile_url.replace("{s}", "a").replace("{z}", "0").replace("{x}", "0")
+                     .replace("{y}", "0"))  # fmt: skip
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    host = parts.netloc
+    if "{s}" in tile_url.split("//", 1)[-1].split("/", 1)[0]:
+        host = "*." + host.split(".", 1)[1]  # Leaflet's subdomains a, b, c
+    return f"{parts.scheme}://{host}"
 
 
 def legend_entries() -> list[dict[str, Any]]:
@@ -517,6 +533,20 @@ def install_map(server: Flask, dash_app: dash.Dash, engine: Engine, settings: Se
             response = _gzip_response(body, VENDOR_COMPRESSED[filename], True)
             return response
         return send_from_directory(VENDOR_FOLDER, filename, max_age=86400)
+
+    tile_origin = tile_source_origin(settings.map.tile_url)
+    if tile_origin:
+        # The app's Content-Security-Policy allows images from this site only; configured
+        # base-map tiles come from their server. This runs after the app's header hook.
+        def allow_tiles(response: Response) -> Response:
+            policy = response.headers.get("Content-Security-Policy")
+            if policy and "img-src " in policy:
+                response.headers["Content-Security-Policy"] = policy.replace(
+                    "img-src ", f"img-src {tile_origin} ", 1
+                )
+            return response
+
+        server.after_request(allow_tiles)
 
     server.add_url_rule(GEOMETRY_PATH, "map_geometry", geometry_view)
     server.add_url_rule(VALUES_PATH, "map_values", values_view)

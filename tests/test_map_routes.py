@@ -30,6 +30,7 @@ from dashboards.map_page import (
     legend_entries,
     map_page_content,
     map_state,
+    tile_source_origin,
 )
 from dashboards.testing import populate_sample_database
 from riskwatch import map_geometry, map_values, users
@@ -338,3 +339,34 @@ def test_the_state_callback_checks_the_scope(app: Flask) -> None:
     assert answer.status_code == 200
     state = answer.get_json()["response"]["map-state"]["data"]
     assert state["countries"] == "TST" and state["level"] == 2
+
+
+def test_tile_origin_for_the_content_security_policy() -> None:
+    assert tile_source_origin("") is None
+    assert tile_source_origin("https://tile.openstreetmap.org/{z}/{x}/{y}.png") == (
+        "https://tile.openstreetmap.org"
+    )
+    assert tile_source_origin("https://{s}.tile.example.org/{z}/{x}/{y}.png") == (
+        "https://*.tile.example.org"
+    )
+    assert tile_source_origin("javascript:alert(1)") is None
+
+
+def test_configured_tiles_are_allowed_by_the_page_policy(database_url: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        overrides={
+            "database_url": database_url,
+            "data_dir": str(tmp_path),
+            "map": {"tile_url": "https://tiles.example.org/{z}/{x}/{y}.png",
+                    "tile_attribution": "Example tiles"},
+        },
+        cwd=tmp_path,
+    )  # fmt: skip
+    client = create_app(settings).test_client()
+    policy = client.get("/login").headers["Content-Security-Policy"]
+    assert "img-src https://tiles.example.org 'self'" in policy
+    login(client, "alice")
+    answer = post_state_callback(client.application, client, ALL_COUNTRIES)
+    state = answer.get_json()["response"]["map-state"]["data"]
+    assert state["tile_url"].startswith("https://tiles.example.org/")
+    assert state["tile_attribution"] == "Example tiles"
