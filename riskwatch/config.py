@@ -171,6 +171,10 @@ class DeliverySettings(BaseModel):
     batch_size: int = Field(
         100, ge=1, le=10000, description="Notifications one dispatcher claims at a time."
     )
+    concurrency: int = Field(
+        4, ge=1, le=64,
+        description="Messages one dispatcher sends at once (parallel connections).",
+    )
     http_timeout_seconds: float = Field(
         10.0, gt=0.0, le=600.0, description="Longest wait for a webhook or Apprise request."
     )

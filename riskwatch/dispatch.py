@@ -32,10 +32,13 @@ import logging
 import os
 import random
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -66,6 +69,7 @@ DELIVERED = "delivered"
 FAILED = "failed"
 DUE_STATUSES = (PENDING, RETRYING)
 _ERROR_MAX = 1900
+_counts_lock = threading.Lock()
 
 _table = Notification.__table__  # type: ignore[attr-defined]
 _channels = Channel.__table__  # type: ignore[attr-defined]
@@ -99,7 +103,8 @@ class DispatchResult:
     worker_id: str = ""
 
     def add(self, key: str, amount: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + amount
+        with _counts_lock:  # the sending loop and the bookkeeping thread both count
+            self.counts[key] = self.counts.get(key, 0) + amount
 
 
 @dataclass
@@ -238,11 +243,17 @@ class _MapCache:
         self._engine = engine
         self._settings = settings
         self._images: dict[str, bytes | None] = {}
+        # One map at a time: drawing is CPU-bound and geopandas plotting is not thread-safe.
+        self._lock = threading.Lock()
 
     def get(self, payload: dict[str, Any]) -> bytes | None:
         group = payload.get("group") or {}
         pcodes = sorted(str(a.get("pcode")) for a in payload.get("alerts") or [])
         key = f"{group.get('key')}|{','.join(pcodes)}"
+        with self._lock:
+            return self._get(key, group, payload)
+
+    def _get(self, key: str, group: dict[str, Any], payload: dict[str, Any]) -> bytes | None:
         if key not in self._images:
             try:
                 from riskwatch.channels.email_map import map_png_for_payload
@@ -254,8 +265,42 @@ class _MapCache:
         return self._images[key]
 
 
+class _Transports:
+    """One transport per channel kind per sending thread (connections are not thread-safe)."""
+
+    def __init__(self, settings: Settings, factory: Callable[[str, Settings], Transport]) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._local = threading.local()
+        self._all: list[Transport] = []
+        self._lock = threading.Lock()
+
+    def get(self, kind: str) -> Transport:
+        mine: dict[str, Transport] | None = getattr(self._local, "transports", None)
+        if mine is None:
+            mine = self._local.transports = {}
+        transport = mine.get(kind)
+        if transport is None:
+            transport = mine[kind] = self._factory(kind, self._settings)
+            with self._lock:
+                self._all.append(transport)
+        return transport
+
+    def close(self) -> None:
+        for transport in self._all:
+            try:
+                transport.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
+                log.debug("closing a transport failed: %s", exc)
+        self._all.clear()
+
+
 def render_for(
-    settings: Settings, row: _Claimed | Notification, *, map_cid: str | None = None
+    settings: Settings,
+    row: _Claimed | Notification,
+    *,
+    map_cid: str | None = None,
+    with_html: bool = True,
 ) -> tuple[RenderedMessage, str | None]:
     """The rendered message and ack link of a notification (same output on every retry)."""
     payload = dict(row.payload or {})
@@ -277,6 +322,7 @@ def render_for(
         ack_link=link,
         base_url=str(settings.base_url),
         map_cid=map_cid,
+        with_html=with_html,
     )
     return rendered, link
 
@@ -316,55 +362,85 @@ def dispatch_due(
     if dry_run:
         _plan(engine, settings, now=now, limit=limit, result=result)
         return result
-    factory = transport_factory or make_transport
-    transports: dict[str, Transport] = {}
+    transports = _Transports(settings, transport_factory or make_transport)
     maps = _MapCache(engine, settings)
     claim_timeout = timedelta(seconds=settings.delivery.claim_timeout_seconds)
+    # Parallel sends overlap network waits (and rendering) of several messages; each worker
+    # thread has its own kept-alive connections.
+    pool = (
+        ThreadPoolExecutor(settings.delivery.concurrency, thread_name_prefix="dispatch")
+        if settings.delivery.concurrency > 1
+        else None
+    )
+    # A pipeline: while the workers send batch k, one database thread claims batch k+1 and
+    # then records batch k (in order). A dispatcher killed meanwhile leaves at most two
+    # batches claimed: after the claim timeout they are sent again with the same keys.
+    database = ThreadPoolExecutor(1, thread_name_prefix="dispatch-db")
+    recorded: list[Future[None]] = []
     remaining = limit
     batch_number = 0
+
+    def claim_next() -> tuple[str, datetime, list[_Claimed]]:
+        nonlocal batch_number, remaining
+        if remaining is not None and remaining <= 0:
+            return "", utcnow(), []
+        size = settings.delivery.batch_size
+        if remaining is not None:
+            size = min(size, remaining)
+        current = to_utc(now) if now is not None else utcnow()
+        batch_number += 1
+        token = f"{worker}#{batch_number}"[:200]
+        rows = _claim(engine, token, current, size, claim_timeout)
+        if remaining is not None:
+            remaining -= len(rows)
+        if rows:
+            result.add("claimed", len(rows))
+        return token, current, rows
+
     try:
-        while remaining is None or remaining > 0:
-            size = (
-                settings.delivery.batch_size
-                if remaining is None
-                else min(settings.delivery.batch_size, remaining)
-            )
-            current = to_utc(now) if now is not None else utcnow()
-            batch_number += 1
-            token = f"{worker}#{batch_number}"[:200]
-            claimed = _claim(engine, token, current, size, claim_timeout)
-            if not claimed:
-                break
-            result.add("claimed", len(claimed))
-            if remaining is not None:
-                remaining -= len(claimed)
+        token, current, claimed = claim_next()
+        while claimed:
+            upcoming = database.submit(claim_next)
             with Session(engine) as session:
                 channels = _load_channels(session, settings, (r.channel_id for r in claimed))
-            outcomes = [
-                _deliver_one(
-                    row, channels.get(row.channel_id), settings, transports, factory, maps, current
-                )
-                for row in claimed
-            ]
-            _record(engine, token, outcomes, current, result)
+            deliver = partial(
+                _deliver_one,
+                channels=channels,
+                settings=settings,
+                transports=transports,
+                maps=maps,
+                current=current,
+            )
+            outcomes = (
+                list(pool.map(deliver, claimed)) if pool else [deliver(row) for row in claimed]
+            )
+            recorded.append(database.submit(_record, engine, token, outcomes, current, result))
+            token, current, claimed = upcoming.result()
+            if not claimed:
+                # The batch being recorded may make rows due again (zero backoff): look again.
+                recorded[-1].result()
+                token, current, claimed = claim_next()
+        for future in recorded:
+            future.result()  # raises the first bookkeeping error, if any
     finally:
-        for transport in transports.values():
-            try:
-                transport.close()
-            except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
-                log.debug("closing a transport failed: %s", exc)
+        # Never leave a batch unrecorded when stopping on an error: wait for the writes.
+        database.shutdown(wait=True)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        transports.close()
     return result
 
 
 def _deliver_one(
     row: _Claimed,
-    channel: _ChannelInfo | None,
+    *,
+    channels: dict[int, _ChannelInfo],
     settings: Settings,
-    transports: dict[str, Transport],
-    factory: Callable[[str, Settings], Transport],
+    transports: _Transports,
     maps: _MapCache,
     current: datetime,
 ) -> _Outcome:
+    channel = channels.get(row.channel_id)
     if channel is None:
         return _Outcome(row, FAILED, error=f"channel {row.channel_id} no longer exists")
     blocked = channel.blocked
@@ -377,7 +453,9 @@ def _deliver_one(
             from riskwatch.channels.email import map_content_id
 
             map_cid = map_content_id(row.idempotency_key)
-        rendered, link = render_for(settings, row, map_cid=map_cid)
+        rendered, link = render_for(
+            settings, row, map_cid=map_cid, with_html=channel.kind in ("email", "capture")
+        )
         message = OutgoingMessage(
             notification_id=row.id,
             idempotency_key=row.idempotency_key,
@@ -391,10 +469,7 @@ def _deliver_one(
             ack_link=link,
             map_png=map_png,
         )
-        transport = transports.get(channel.kind)
-        if transport is None:
-            transport = transports[channel.kind] = factory(channel.kind, settings)
-        receipt = transport.send(message)
+        receipt = transports.get(channel.kind).send(message)
     except PermanentError as exc:
         return _Outcome(
             row, FAILED, error=str(exc), disable_channel=exc.disable_channel, channel_problem=True
@@ -438,18 +513,24 @@ def _record(
     with engine.begin() as connection:
         if delivered:
             # Delivered even if our claim was taken over meanwhile: the message did go out.
-            changed = connection.execute(
-                update(_table)
-                .where(_table.c.id == bindparam("nid"), _table.c.status != DELIVERED)
-                .values(
-                    status=DELIVERED,
-                    delivered_at=bindparam("at"),
-                    last_error=None,
-                    claimed_by=None,
-                    claimed_at=None,
-                ),
-                [{"nid": o.row.id, "at": current} for o in delivered],
-            ).rowcount
+            # One statement per chunk (all share delivered_at), not one per row.
+            changed = 0
+            delivered_ids = [o.row.id for o in delivered]
+            for start in range(0, len(delivered_ids), 1000):
+                changed += connection.execute(
+                    update(_table)
+                    .where(
+                        _table.c.id.in_(delivered_ids[start : start + 1000]),
+                        _table.c.status != DELIVERED,
+                    )
+                    .values(
+                        status=DELIVERED,
+                        delivered_at=current,
+                        last_error=None,
+                        claimed_by=None,
+                        claimed_at=None,
+                    )
+                ).rowcount
             result.add("delivered", len(delivered))
             if changed is not None and 0 <= changed < len(delivered):
                 result.add("already_delivered", len(delivered) - changed)

@@ -10,6 +10,7 @@ makes the stored channels unreadable (they must be added again), so operators ba
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import threading
@@ -35,8 +36,9 @@ class SecretboxError(RiskwatchError):
 def read_or_create_key_file(path: Path, generate: Callable[[], bytes]) -> bytes:
     """The bytes of a key file; created with ``generate()`` and mode 0600 when absent.
 
-    Creation uses O_EXCL so that two processes starting at once agree on one key: the loser
-    of the race reads the winner's file instead of overwriting it.
+    The key is written to a private temporary file first and then hard-linked into place, which
+    fails if the file exists: two processes (or threads) starting at once agree on one key, and
+    nobody ever reads a created-but-not-yet-written file.
     """
     path = path.expanduser()
     try:
@@ -49,16 +51,18 @@ def read_or_create_key_file(path: Path, generate: Callable[[], bytes]) -> bytes:
     except PermissionError:
         raise SecretboxError(f"key file {path} is not readable") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return read_or_create_key_file(path, generate)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return key
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(generate())
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won the race: use its key
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_bytes().strip()
 
 
 _key_cache: dict[str, bytes] = {}
@@ -67,12 +71,10 @@ _key_cache: dict[str, bytes] = {}
 def cached_key_file(path: Path, generate: Callable[[], bytes]) -> bytes:
     """:func:`read_or_create_key_file`, read once per process and path (hot paths sign a lot)."""
     name = str(path.expanduser().absolute())
-    with _cache_lock:
+    with _cache_lock:  # held while creating, so threads of one process create the file once
         key = _key_cache.get(name)
-    if key is None:
-        key = read_or_create_key_file(path, generate)
-        with _cache_lock:
-            key = _key_cache.setdefault(name, key)
+        if key is None:
+            key = _key_cache[name] = read_or_create_key_file(path, generate)
     return key
 
 

@@ -142,7 +142,8 @@ def test_sigkill_at_random_points_loses_nothing(database_url: str, record_proper
         f"{elapsed:.1f} s"
     )
     assert kills >= TRIALS // 3, "too few trials were killed mid-run to mean anything"
-    assert duplicates <= kills * 5  # a kill can duplicate at most one small batch
+    # A kill can leave at most two small batches (<= 5 rows each) sent but not recorded.
+    assert duplicates <= kills * 10
     engine.dispose()
 
 

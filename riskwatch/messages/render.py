@@ -278,44 +278,19 @@ def _short(
     return fit_sms(candidates)
 
 
-def render_notification(
-    payload: Mapping[str, Any],
+def _html(
+    alerts: Sequence[Mapping[str, Any]],
+    fields: list[list[tuple[str, str]]],
+    group: Mapping[str, Any],
+    t: _Texts,
     *,
-    created_at: datetime,
+    subject: str,
+    intro: str,
+    created: str,
+    direction: str,
     ack_link: str | None,
-    base_url: str,
-    map_cid: str | None = None,
-) -> RenderedMessage:
-    """Every form of the message for ``payload`` in the payload's language (English fallback).
-
-    ``ack_link`` is the signed one-tap acknowledgement link, ``map_cid`` the Content-ID of an
-    inline map image (e-mail only). ``created_at`` is the notification's creation time; the
-    output depends only on the arguments, so retries re-send identical bytes.
-    """
-    t = _Texts(str(payload.get("language") or "en"))
-    alerts = sorted(
-        (a for a in payload.get("alerts") or [] if isinstance(a, Mapping)),
-        key=lambda a: (_severity_rank(a.get("severity")), str(a.get("pcode") or "")),
-    )
-    kind = str(payload.get("kind") or "alert")
-    group = payload.get("group") or {}
-    subject = _subject(payload, alerts, t)
-    intro = t("intro." + kind) if f"intro.{kind}" in _intro_keys() else t("intro.alert")
-    created = created_at.strftime("%Y-%m-%d %H:%M UTC")
-
-    text_lines = [subject, "", intro, ""]
-    for number, alert in enumerate(alerts, start=1):
-        severity = t.maybe("severity", str(alert.get("severity") or "info").lower())
-        text_lines.append(f"{number}. [{severity}] {_what(alert, t)}: {_place(alert)}")
-        for label, value in _alert_fields(alert, t, base_url):
-            text_lines.append(f"   {label}: {value}")
-        text_lines.append("")
-    if ack_link:
-        text_lines += [f"{t('label.ack')}: {ack_link}", ""]
-    text_lines += [t("footer"), f"riskwatch · {created}"]
-    text = "\n".join(text_lines) + "\n"
-
-    direction = "rtl" if t.language in RIGHT_TO_LEFT else "ltr"
+    map_cid: str | None,
+) -> str:
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -336,14 +311,14 @@ def render_notification(
             f'<p><img src="cid:{esc(map_cid)}" alt="{esc(t("label.where"))}" width="480" '
             'style="max-width:100%;border:1px solid #ccc"></p>'
         )
-    for alert in alerts:
+    for alert, rows in zip(alerts, fields, strict=True):
         severity = t.maybe("severity", str(alert.get("severity") or "info").lower())
         parts.append(
             f'<h3 style="font-size:15px;margin:16px 0 4px">[{esc(severity)}] '
             f"{esc(_what(alert, t))}: {esc(_place(alert))}</h3>"
         )
         parts.append('<table style="border-collapse:collapse">')
-        for label, value in _alert_fields(alert, t, base_url):
+        for label, value in rows:
             cell = esc(value)
             if label == t("label.evidence"):
                 cell = f'<a href="{esc(value)}">{esc(value)}</a>'
@@ -363,11 +338,69 @@ def render_notification(
         f'<p style="color:#777;font-size:12px">{esc(t("footer"))}<br>riskwatch · {esc(created)}</p>'
     )
     parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_notification(
+    payload: Mapping[str, Any],
+    *,
+    created_at: datetime,
+    ack_link: str | None,
+    base_url: str,
+    map_cid: str | None = None,
+    with_html: bool = True,
+) -> RenderedMessage:
+    """Every form of the message for ``payload`` in the payload's language (English fallback).
+
+    ``ack_link`` is the signed one-tap acknowledgement link, ``map_cid`` the Content-ID of an
+    inline map image (e-mail only); ``with_html=False`` skips the HTML form (channels that do
+    not send it). ``created_at`` is the notification's creation time; the
+    output depends only on the arguments, so retries re-send identical bytes.
+    """
+    t = _Texts(str(payload.get("language") or "en"))
+    alerts = sorted(
+        (a for a in payload.get("alerts") or [] if isinstance(a, Mapping)),
+        key=lambda a: (_severity_rank(a.get("severity")), str(a.get("pcode") or "")),
+    )
+    kind = str(payload.get("kind") or "alert")
+    group = payload.get("group") or {}
+    subject = _subject(payload, alerts, t)
+    intro = t("intro." + kind) if f"intro.{kind}" in _intro_keys() else t("intro.alert")
+    created = created_at.strftime("%Y-%m-%d %H:%M UTC")
+
+    fields = [_alert_fields(alert, t, base_url) for alert in alerts]  # shared by text and html
+    text_lines = [subject, "", intro, ""]
+    for number, (alert, rows) in enumerate(zip(alerts, fields, strict=True), start=1):
+        severity = t.maybe("severity", str(alert.get("severity") or "info").lower())
+        text_lines.append(f"{number}. [{severity}] {_what(alert, t)}: {_place(alert)}")
+        for label, value in rows:
+            text_lines.append(f"   {label}: {value}")
+        text_lines.append("")
+    if ack_link:
+        text_lines += [f"{t('label.ack')}: {ack_link}", ""]
+    text_lines += [t("footer"), f"riskwatch · {created}"]
+    text = "\n".join(text_lines) + "\n"
+
+    direction = "rtl" if t.language in RIGHT_TO_LEFT else "ltr"
+    message_html = ""
+    if with_html:
+        message_html = _html(
+            alerts,
+            fields,
+            group,
+            t,
+            subject=subject,
+            intro=intro,
+            created=created,
+            direction=direction,
+            ack_link=ack_link,
+            map_cid=map_cid,
+        )
     return RenderedMessage(
         language=t.language,
         subject=subject,
         text=text,
-        html="\n".join(parts) + "\n",
+        html=message_html,
         short=_short(payload, alerts, t, ack_link),
         direction=direction,
     )

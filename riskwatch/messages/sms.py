@@ -54,16 +54,19 @@ class SmsLength:
         return self.length <= self.limit
 
 
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character is in the GSM-7 basic set or its extension table."""
-    return all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text)
+    return GSM7_ALL.issuperset(text)
 
 
 def sms_length(text: str) -> SmsLength:
     """The encoding one SMS needs for ``text``, its length in units and the single-SMS limit."""
     if is_gsm7(text):
-        length = sum(2 if char in GSM7_EXTENSION else 1 for char in text)
-        return SmsLength("gsm7", length, GSM7_LIMIT)
+        extension = sum(text.count(char) for char in GSM7_EXTENSION if char in text)
+        return SmsLength("gsm7", len(text) + extension, GSM7_LIMIT)
     return SmsLength("ucs2", len(text.encode("utf-16-le")) // 2, UCS2_LIMIT)
 
 
@@ -74,9 +77,11 @@ def fold_to_gsm7(text: str) -> str:
     when that makes them GSM-7; characters without such a form (Arabic) are left as they are,
     so the result is GSM-7 only when the language allows it.
     """
+    if is_gsm7(text):
+        return text
     out: list[str] = []
     for char in text:
-        if char in GSM7_BASIC or char in GSM7_EXTENSION:
+        if char in GSM7_ALL:
             out.append(char)
             continue
         if char in _REPLACEMENTS:
@@ -97,11 +102,11 @@ def fit_sms(candidates: list[str]) -> str:
     """
     if not candidates:
         return ""
-    prepared = [_prepare(text) for text in candidates]
-    for text in prepared:
+    for candidate in candidates:  # prepared one by one: the first usually fits
+        text = _prepare(candidate)
         if sms_length(text).fits:
             return text
-    text = prepared[-1]
+    text = _prepare(candidates[-1])
     while text and not sms_length(text + _ellipsis(text)).fits:
         text = text[:-1]
     return text.rstrip() + _ellipsis(text)
