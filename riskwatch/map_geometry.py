@@ -390,6 +390,7 @@ class GeometryCache:
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, int, int], threading.Lock] = {}
         self._extents: dict[tuple[str, int], LevelExtent] = {}
+        self._loaded: dict[tuple[str, int], tuple[list[str], list[str], list[str], list[Any]]] = {}
         self.builds = 0
         self.disk_hits = 0
 
@@ -411,13 +412,19 @@ class GeometryCache:
             if found is None:
                 found = self._read_disk(cache_key)
                 if found is None:
-                    with Session(engine) as session:
-                        found = build_level_geometry(key, level, lod, *load_level(session, level))
+                    with self._lock:
+                        loaded = self._loaded.pop((key, level), None)
+                    if loaded is None:
+                        with Session(engine) as session:
+                            loaded = load_level(session, level)
+                    found = build_level_geometry(key, level, lod, *loaded)
+                    del loaded
                     self.builds += 1
                     self._write_disk(cache_key, found)
                 else:
                     self.disk_hits += 1
             with self._lock:
+                self._loaded.pop((key, level), None)
                 self._memory[cache_key] = found
                 self._memory.move_to_end(cache_key)
                 while len(self._memory) > self.entries:
@@ -435,15 +442,30 @@ class GeometryCache:
                 if cached_key == key and cached_level == level:
                     return LevelExtent(found.pcodes, found.countries, found.bboxes)
             extent = self._extents.get((key, level))
+            extent_lock = self._build_locks.setdefault((key, level, -1), threading.Lock())
         if extent is not None:
             return extent
+        with extent_lock:  # the geometry and values routes ask at the same time
+            with self._lock:
+                extent = self._extents.get((key, level))
+            if extent is None:
+                extent = self._compute_extent(engine, level, key)
+            return extent
+
+    def _compute_extent(self, engine: Engine, level: int, key: str) -> LevelExtent:
         path = None if self.cache_dir is None else self.cache_dir / key / f"level{level}_extent.npz"
         if path is not None and path.exists():
             with np.load(path, allow_pickle=False) as data:
                 extent = LevelExtent(data["pcodes"], data["countries"], data["bboxes"])
         else:
             with Session(engine) as session:
-                pcodes, _, countries, geometries = load_level(session, level)
+                loaded = load_level(session, level)
+            pcodes, _, countries, geometries = loaded
+            with self._lock:
+                # Kept for the LOD build that follows (one read of the outlines, not two);
+                # one level at most, so an extent asked for alone holds little memory.
+                self._loaded.clear()
+                self._loaded[(key, level)] = loaded
             pcode_array = np.asarray(pcodes, dtype=str)
             country_array = np.asarray(countries, dtype=str)
             order = np.lexsort((pcode_array, country_array))

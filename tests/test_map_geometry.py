@@ -154,8 +154,15 @@ def test_cache_builds_once_hits_disk_and_follows_the_boundary_version(tmp_path: 
                 )
             )
     cache = mg.GeometryCache(tmp_path / "cache")
+    with session_scope(engine) as session:
+        key = mg.level_key(session, 2)
+    extent = cache.extent(engine, 2, key)  # what the first request asks before any LOD
+    assert extent.pcodes.tolist() == sorted(f"AA{index:02d}" for index in range(len(cells)))
     first = cache.get(engine, 2, 1)
     assert cache.builds == 1 and first.size == len(cells)
+    assert first.pcodes.tolist() == extent.pcodes.tolist()  # the same order at every LOD
+    np.testing.assert_allclose(first.bboxes, extent.bboxes)
+    assert not cache._loaded  # the outlines read for the extent were used and let go
     assert cache.get(engine, 2, 1) is first  # memory hit
     assert cache.builds == 1
     other_process = mg.GeometryCache(tmp_path / "cache")
