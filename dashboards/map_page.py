@@ -315,7 +315,15 @@ def map_page_content(db: Session, user: CurrentUser, settings: Settings | None =
         tile_url=settings.map.tile_url if settings is not None else "",
         tile_attribution=tile_attribution,
     )
-    frame_children: list[Any] = [html.Div(id="riskmap", className="riskmap-canvas")]
+    frame_children: list[Any] = [
+        html.Div(
+            id="riskmap",
+            className="riskmap-canvas",
+            role="region",
+            # The canvas has no text of its own: the status line below says what it shows.
+            **{"aria-label": "Risk map", "aria-describedby": "riskmap-status"},
+        )
+    ]
     if demo:
         frame_children.append(html.Div(DEMO_MAP_LABEL, className="riskmap-demo-label"))
     return [
