@@ -152,6 +152,16 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     assert browser.execute_script("return window.riskmap.state.period;") == earliest
     _screenshot(browser, "map-earlier-round")
 
+    # Another dimension: new values again, still the same geometry.
+    values_before = browser.execute_script("return window.riskmap.valuesRequests;")
+    _choose(browser, "map-variable", "Exposure (0-10)")
+    wait.until(lambda d: d.execute_script(
+        "return window.riskmap.state.variable === 'exposure'"
+        " && window.riskmap.valuesRequests > arguments[0] && window.riskmap.values"
+        " && window.riskmap.values.variable === 'exposure';", values_before
+    ))  # fmt: skip
+    assert browser.execute_script("return window.riskmap.geometryRequests;") == 1
+
     # Zooming in loads finer outlines per tile (levels of detail), still no full geometry.
     assert browser.execute_script("return window.riskmap.focus('XD0806', 11);")
     wait.until(lambda d: d.execute_script(
@@ -176,3 +186,14 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     wait.until(ec.url_contains("/area/XD0806"))
     wait.until(ec.text_to_be_present_in_element((By.ID, "page-content"), "XD0806"))
     _screenshot(browser, "map-area-click")
+
+    # Back on the map, another admin level: its own geometry, fitted to the view.
+    browser.back()
+    wait.until(lambda d: d.find_elements(By.ID, "map-level"))
+    wait.until(lambda d: d.execute_script("return window.riskmap.areaCount === 200;"))
+    _choose(browser, "map-level", "Admin 1")
+    wait.until(lambda d: d.execute_script(
+        "return window.riskmap.state.level === 1 && window.riskmap.areaCount === 15"
+        " && window.riskmap.drawnAreas === 15;"
+    ))  # fmt: skip
+    _screenshot(browser, "map-admin1")
