@@ -17,7 +17,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from dashboards.app import create_app
 from dashboards.auth import CSRF_COOKIE_NAME, CSRF_HEADER_NAME, CurrentUser
@@ -36,7 +36,7 @@ from dashboards.testing import populate_sample_database
 from riskwatch import map_geometry, map_values, users
 from riskwatch.config import load_settings
 from riskwatch.db.engine import make_engine, session_scope
-from riskwatch.db.models import AreaScore, Hotspot, ScoreRun
+from riskwatch.db.models import AreaScore, Hotspot, IngestBatch, ScoreRun, Source
 from riskwatch.users import create_user
 
 pytestmark = pytest.mark.db
@@ -370,3 +370,33 @@ def test_configured_tiles_are_allowed_by_the_page_policy(database_url: str, tmp_
     state = answer.get_json()["response"]["map-state"]["data"]
     assert state["tile_url"].startswith("https://tiles.example.org/")
     assert state["tile_attribution"] == "Example tiles"
+
+
+def test_areas_resting_on_a_stale_source_are_flagged(app: Flask, database_url: str) -> None:
+    # The sample DTM figures are from 2024: with a 30-day cadence that source is stale now.
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            source = session.get(Source, "test-dtm")
+            assert source is not None
+            source.expected_cadence_days = 30
+            for batch in session.exec(
+                select(IngestBatch).where(IngestBatch.source_id == "test-dtm")
+            ):
+                batch.reporting_dates = ["2024-02-01"]
+                session.add(batch)
+        client = app.test_client()
+        login(client, "alice")
+        values = values_of(client, "level=2")
+        assert values["stale"] == [1, 1, 1, 1]  # every level-2 area has a current DTM value
+    finally:
+        with session_scope(engine) as session:
+            source = session.get(Source, "test-dtm")
+            assert source is not None
+            source.expected_cadence_days = None
+            for batch in session.exec(
+                select(IngestBatch).where(IngestBatch.source_id == "test-dtm")
+            ):
+                batch.reporting_dates = None
+                session.add(batch)
+        engine.dispose()
