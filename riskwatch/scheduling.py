@@ -202,13 +202,31 @@ def _service() -> SchedulerService | None:
 
 
 def _scheduled_counts() -> dict[str, Any]:
-    """When the running job was scheduled for, and how late it runs (a catch-up is late)."""
+    """When the running job was scheduled for and how late it runs; for the one catch-up run
+    after downtime, since when it was overdue and how many fire times it stands for."""
     when = getattr(_scheduled, "run_time", None)
     if when is None:
         return {}
     late = (utcnow() - to_utc(when)).total_seconds()
-    # Full precision: a coalesced catch-up is told apart from the next regular run by it.
-    return {"scheduled_for": to_utc(when).isoformat(), "late_seconds": round(late, 3)}
+    counts: dict[str, Any] = {"scheduled_for": to_utc(when).isoformat(),
+                              "late_seconds": round(late, 3)}
+    service = _SERVICE
+    job = getattr(_scheduled, "job", None)
+    if service is not None and job is not None:
+        overdue_since = service.take_catch_up(job.id)
+        if overdue_since is not None:
+            counts.update(catch_up=True, overdue_since=overdue_since.isoformat(),
+                          missed_fire_times=_fire_times(job.trigger, overdue_since, when))
+    return counts
+
+
+def _fire_times(trigger: BaseTrigger, first: datetime, last: datetime, cap: int = 100_000) -> int:
+    """How many fire times of ``trigger`` lie in [first, last] (coalesced into one run)."""
+    count, moment = 0, first
+    while moment is not None and moment <= last and count < cap:
+        count += 1
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(microseconds=1))
+    return count
 
 
 def pipeline_job() -> None:
@@ -303,13 +321,14 @@ def retention_job() -> None:
 
 def _run_with_time(job: Any, alias: str, run_times: list[datetime], logger_name: str) -> Any:
     _scheduled.run_time = run_times[-1] if run_times else None
+    _scheduled.job = job
     service = _SERVICE
     if service is not None:
         service.job_started()
     try:
         return run_job(job, alias, run_times, logger_name)
     finally:
-        _scheduled.run_time = None
+        _scheduled.run_time = _scheduled.job = None
         if service is not None:
             service.job_finished()
 
@@ -349,6 +368,9 @@ class SchedulerService:
         self._running_lock = threading.Lock()
         self._scheduler: Any = None
         self._signal: str | None = None
+        # Jobs kept from the store whose next run time passed while no scheduler ran: their
+        # first run here is the (one, coalesced) catch-up.
+        self._catch_up: dict[str, datetime] = {}
 
     # lease ---------------------------------------------------------------------------------
     def lease_valid(self) -> bool:
@@ -382,6 +404,11 @@ class SchedulerService:
     def running_jobs(self) -> int:
         with self._running_lock:
             return self._running
+
+    def take_catch_up(self, job_id: str) -> datetime | None:
+        """Since when ``job_id`` was overdue, the first time it runs here (else None)."""
+        with self._running_lock:
+            return self._catch_up.pop(job_id, None)
 
     def run_pipeline_soon(self) -> None:
         """Bring the pipeline job forward (new data arrived from a scheduled source)."""
@@ -458,6 +485,13 @@ class SchedulerService:
         try:
             scheduler.start(paused=True)
             kept, added, removed = sync_jobs(scheduler, configured_jobs(self.settings, specs))
+            now = datetime.now(UTC)
+            self._catch_up = {job.id: to_utc(job.next_run_time) for job in scheduler.get_jobs()
+                              if job.id in kept and job.next_run_time is not None
+                              and job.next_run_time <= now}
+            if self._catch_up:
+                self.say("Catching up once (coalesced) on jobs missed while no scheduler ran: "
+                         + ", ".join(sorted(self._catch_up)))
             scheduler.resume()
             self.say(f"Scheduler running on host {self.holder.host}, pid {self.holder.pid}: "
                      f"{len(kept) + len(added)} jobs ({len(kept)} kept from the job store, "
@@ -491,9 +525,16 @@ class SchedulerService:
             self.say(f"Stopping ({self._signal or 'requested'}): waiting for the running "
                      "step to finish.")
         try:
-            scheduler.shutdown(wait=False)
+            # Pause (no job starts any more) and wait for a job-processing pass in progress to
+            # end (it holds the job stores' lock). The scheduler is not shut down: its
+            # shutdown wakes its thread in a state where it may still submit a due job to the
+            # executors it is closing (APScheduler 3). Its thread is a daemon; the process
+            # ends with it once the running step is done.
+            scheduler.pause()
+            with getattr(scheduler, "_jobstores_lock", threading.RLock()):
+                pass
         except Exception as error:  # noqa: BLE001
-            log.warning("scheduler shutdown: %s", error)
+            log.warning("scheduler pause: %s", error)
         grace = self.settings.scheduler.shutdown_grace_seconds
         deadline = utcnow() + timedelta(seconds=grace)
         next_beat = utcnow()

@@ -100,8 +100,17 @@ def test_sigkill_at_random_points_never_leaves_partial_data(
             if trial:
                 scale_dtm(sources.parent / "dtm_admin2.csv", 1 + rng.uniform(0.01, 0.2))
             child = _fork_scheduler(env, tmp_path, log)
-            # The first trial also ingests the boundaries; later ones ingest and score the DTM.
-            time.sleep(rng.uniform(0.3, 4.0 if trial == 0 else 2.5))
+            # A third of the kills aim at the DTM ingest, a third at the score run (a random
+            # moment after it began), a third at any moment of the cycle.
+            target = ("ingest:xdm-dtm", "score", None)[trial % 3]
+            if target is None:
+                time.sleep(rng.uniform(0.3, 4.0 if trial == 0 else 2.5))
+            else:
+                pid = child.pid
+                wait_for(lambda: db.all(select(JobRun.id).where(  # noqa: B023
+                    JobRun.job == target, JobRun.pid == pid, JobRun.status == "running")),  # noqa: B023
+                    30, what=f"{target} to start", interval=0.02)
+                time.sleep(rng.uniform(0.0, 0.5))
             stage = _running_stage(db, child.pid)  # type: ignore[arg-type]
             os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
             child.join(10)
@@ -131,6 +140,7 @@ def test_sigkill_at_random_points_never_leaves_partial_data(
               f"recovery cycle in {time.time() - started:.1f} s")
         # The kills hit the ingest and the scoring, not only the gaps between steps.
         assert killed_during.get("ingest", 0) >= 2, killed_during
+        assert killed_during.get("score", 0) >= 2, killed_during
         assert "Traceback" not in log.read_text()
     finally:
         db.dispose()
