@@ -121,6 +121,15 @@ class _Claimed:
 
 
 @dataclass
+class _Batch:
+    """One claimed batch: its claim token, clock, and rows prepared for sending."""
+
+    token: str
+    current: datetime
+    prepared: list[tuple[_Claimed, Any]]
+
+
+@dataclass
 class _Outcome:
     row: _Claimed
     status: str  # delivered / retrying / failed
@@ -372,58 +381,71 @@ def dispatch_due(
         if settings.delivery.concurrency > 1
         else None
     )
-    # A pipeline: while the workers send batch k, one database thread claims batch k+1 and
-    # then records batch k (in order). A dispatcher killed meanwhile leaves at most two
-    # batches claimed: after the claim timeout they are sent again with the same keys.
+    # A pipeline of three stages, one batch each: while batch k is being sent, a "stage"
+    # thread claims and renders batch k+1 and a "database" thread records batch k-1. Threads
+    # overlap the waits for the endpoints' answers (the GIL is released then). A dispatcher
+    # killed meanwhile leaves at most two batches claimed and unrecorded: after the claim
+    # timeout they are sent again, with the same idempotency keys.
+    stage = ThreadPoolExecutor(1, thread_name_prefix="dispatch-stage")
     database = ThreadPoolExecutor(1, thread_name_prefix="dispatch-db")
     recorded: list[Future[None]] = []
     remaining = limit
     batch_number = 0
+    claim_lock = threading.Lock()
 
-    def claim_next() -> tuple[str, datetime, list[_Claimed]]:
+    def next_batch() -> _Batch:
         nonlocal batch_number, remaining
-        if remaining is not None and remaining <= 0:
-            return "", utcnow(), []
-        size = settings.delivery.batch_size
-        if remaining is not None:
-            size = min(size, remaining)
-        current = to_utc(now) if now is not None else utcnow()
-        batch_number += 1
-        token = f"{worker}#{batch_number}"[:200]
-        rows = _claim(engine, token, current, size, claim_timeout)
-        if remaining is not None:
-            remaining -= len(rows)
-        if rows:
-            result.add("claimed", len(rows))
-        return token, current, rows
+        with claim_lock:
+            if remaining is not None and remaining <= 0:
+                return _Batch("", utcnow(), [])
+            size = settings.delivery.batch_size
+            if remaining is not None:
+                size = min(size, remaining)
+            current = to_utc(now) if now is not None else utcnow()
+            batch_number += 1
+            token = f"{worker}#{batch_number}"[:200]
+            rows = _claim(engine, token, current, size, claim_timeout)
+            if remaining is not None:
+                remaining -= len(rows)
+        if not rows:
+            return _Batch(token, current, [])
+        result.add("claimed", len(rows))
+        with Session(engine) as session:
+            channels = _load_channels(session, settings, (r.channel_id for r in rows))
+        return _Batch(
+            token,
+            current,
+            [
+                _prepare_one(row, channels=channels, settings=settings, maps=maps, current=current)
+                for row in rows
+            ],
+        )
 
     try:
-        token, current, claimed = claim_next()
-        while claimed:
-            upcoming = database.submit(claim_next)
-            with Session(engine) as session:
-                channels = _load_channels(session, settings, (r.channel_id for r in claimed))
-            deliver = partial(
-                _deliver_one,
-                channels=channels,
-                settings=settings,
-                transports=transports,
-                maps=maps,
-                current=current,
+        batch = next_batch()
+        while batch.prepared:
+            upcoming = stage.submit(next_batch)
+            transmit = partial(
+                _transmit_one, settings=settings, transports=transports, current=batch.current
             )
             outcomes = (
-                list(pool.map(deliver, claimed)) if pool else [deliver(row) for row in claimed]
+                list(pool.map(transmit, batch.prepared))
+                if pool
+                else [transmit(item) for item in batch.prepared]
             )
-            recorded.append(database.submit(_record, engine, token, outcomes, current, result))
-            token, current, claimed = upcoming.result()
-            if not claimed:
+            recorded.append(
+                database.submit(_record, engine, batch.token, outcomes, batch.current, result)
+            )
+            batch = upcoming.result()
+            if not batch.prepared:
                 # The batch being recorded may make rows due again (zero backoff): look again.
                 recorded[-1].result()
-                token, current, claimed = claim_next()
+                batch = next_batch()
         for future in recorded:
             future.result()  # raises the first bookkeeping error, if any
     finally:
         # Never leave a batch unrecorded when stopping on an error: wait for the writes.
+        stage.shutdown(wait=True)
         database.shutdown(wait=True)
         if pool is not None:
             pool.shutdown(wait=True)
@@ -431,21 +453,21 @@ def dispatch_due(
     return result
 
 
-def _deliver_one(
+def _prepare_one(
     row: _Claimed,
     *,
     channels: dict[int, _ChannelInfo],
     settings: Settings,
-    transports: _Transports,
     maps: _MapCache,
     current: datetime,
-) -> _Outcome:
+) -> tuple[_Claimed, OutgoingMessage | _Outcome]:
+    """The rendered message for a row, or already its outcome (blocked channel, bad row)."""
     channel = channels.get(row.channel_id)
     if channel is None:
-        return _Outcome(row, FAILED, error=f"channel {row.channel_id} no longer exists")
+        return row, _Outcome(row, FAILED, error=f"channel {row.channel_id} no longer exists")
     blocked = channel.blocked
     if blocked is not None:
-        return _Outcome(row, FAILED, error=f"not sent: {blocked}")
+        return row, _Outcome(row, FAILED, error=f"not sent: {blocked}")
     try:
         map_png = maps.get(row.payload) if channel.kind == "email" else None
         map_cid = None
@@ -456,20 +478,37 @@ def _deliver_one(
         rendered, link = render_for(
             settings, row, map_cid=map_cid, with_html=channel.kind in ("email", "capture")
         )
-        message = OutgoingMessage(
-            notification_id=row.id,
-            idempotency_key=row.idempotency_key,
-            kind=row.kind,
-            channel_kind=channel.kind,
-            target=channel.target,
-            secret=channel.secret,
-            rendered=rendered,
-            payload=row.payload,
-            created_at=row.created_at,
-            ack_link=link,
-            map_png=map_png,
-        )
-        receipt = transports.get(channel.kind).send(message)
+    except Exception as exc:  # noqa: BLE001 - one broken row must not stop the batch
+        log.exception("cannot render notification %s", row.id)
+        return row, _retry_or_fail(row, settings, current, f"cannot render: {exc!r}", None)
+    return row, OutgoingMessage(
+        notification_id=row.id,
+        idempotency_key=row.idempotency_key,
+        kind=row.kind,
+        channel_kind=channel.kind,
+        target=channel.target,
+        secret=channel.secret,
+        rendered=rendered,
+        payload=row.payload,
+        created_at=row.created_at,
+        ack_link=link,
+        map_png=map_png,
+    )
+
+
+def _transmit_one(
+    prepared: tuple[_Claimed, OutgoingMessage | _Outcome],
+    *,
+    settings: Settings,
+    transports: _Transports,
+    current: datetime,
+) -> _Outcome:
+    """Send a prepared message; the outcome decides the row's next state."""
+    row, message = prepared
+    if isinstance(message, _Outcome):
+        return message
+    try:
+        receipt = transports.get(message.channel_kind).send(message)
     except PermanentError as exc:
         return _Outcome(
             row, FAILED, error=str(exc), disable_channel=exc.disable_channel, channel_problem=True

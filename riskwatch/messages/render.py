@@ -8,6 +8,7 @@ creation time and the links, never on the current time: a retried message is ide
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -406,6 +407,7 @@ def render_notification(
     )
 
 
+@functools.cache
 def _intro_keys() -> frozenset[str]:
     from riskwatch.messages.locales import EN
 

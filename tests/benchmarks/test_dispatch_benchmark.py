@@ -57,12 +57,17 @@ def bare_signed_posts(url: str, payloads: list[dict]) -> float:
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
         message_id = f"bare-{index}"
         timestamp = int(time.time())
-        connection.request("POST", parts.path, body=body, headers={
-            "Content-Type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(SECRET, message_id, timestamp, body),
-        })
+        connection.request(
+            "POST",
+            parts.path,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "webhook-id": message_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(SECRET, message_id, timestamp, body),
+            },
+        )
         response = connection.getresponse()
         response.read()
         assert response.status == 200
@@ -101,17 +106,29 @@ def test_dispatch_within_2x_of_bare_signed_posts(database_url: str) -> None:
         alert_ids = [make_alert(engine) for _ in range(ALERTS)]
         payloads = [payload_for(expert_id, [alert_ids[i % ALERTS]]) for i in range(NOTIFICATIONS)]
         rows = [
-            {"alert_id": alert_ids[i % ALERTS], "expert_id": expert_id, "channel_id": channel_id,
-             "idempotency_key": "alert-" + hashlib.sha256(f"{i}{uuid.uuid4()}".encode())
-             .hexdigest()[:48], "kind": "alert", "group_key": "XDM/XD07", "status": "pending",
-             "attempts": 0, "next_attempt_at": T0, "created_at": T0, "payload": payloads[i]}
+            {
+                "alert_id": alert_ids[i % ALERTS],
+                "expert_id": expert_id,
+                "channel_id": channel_id,
+                "idempotency_key": "alert-"
+                + hashlib.sha256(f"{i}{uuid.uuid4()}".encode()).hexdigest()[:48],
+                "kind": "alert",
+                "group_key": "XDM/XD07",
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": T0,
+                "created_at": T0,
+                "payload": payloads[i],
+            }
             for i in range(NOTIFICATIONS)
         ]
         with engine.begin() as connection:
             connection.execute(Notification.__table__.insert(), rows)
             ids = connection.execute(select(Notification.id, Notification.alert_id)).all()
-            connection.execute(NotificationAlert.__table__.insert(),
-                               [{"notification_id": n, "alert_id": a} for n, a in ids])
+            connection.execute(
+                NotificationAlert.__table__.insert(),
+                [{"notification_id": n, "alert_id": a} for n, a in ids],
+            )
 
         before = bare_signed_posts(url, payloads)
         _get(url, "/_clear")
@@ -126,16 +143,19 @@ def test_dispatch_within_2x_of_bare_signed_posts(database_url: str) -> None:
         server.join(timeout=10)
 
     with Session(engine) as session:
-        delivered = len(session.exec(
-            select(Notification.id).where(Notification.status == "delivered")).all())
+        delivered = len(
+            session.exec(select(Notification.id).where(Notification.status == "delivered")).all()
+        )
     engine.dispose()
     baseline = (before + after) / 2
     ratio = dispatched / baseline
     backend = database_url.split(":", 1)[0].split("+", 1)[0]
-    print(f"\n[{backend}] dispatch of {NOTIFICATIONS:,} notifications: {dispatched:.2f} s "
-          f"({NOTIFICATIONS / dispatched:,.0f}/s); bare signed POSTs {before:.2f} s / "
-          f"{after:.2f} s (mean {baseline:.2f} s, {NOTIFICATIONS / baseline:,.0f}/s); "
-          f"ratio {ratio:.2f}x; counts {result.counts}")
+    print(
+        f"\n[{backend}] dispatch of {NOTIFICATIONS:,} notifications: {dispatched:.2f} s "
+        f"({NOTIFICATIONS / dispatched:,.0f}/s); bare signed POSTs {before:.2f} s / "
+        f"{after:.2f} s (mean {baseline:.2f} s, {NOTIFICATIONS / baseline:,.0f}/s); "
+        f"ratio {ratio:.2f}x; counts {result.counts}"
+    )
     assert result.counts["delivered"] == NOTIFICATIONS == delivered
     assert len(set(stats["accepted_ids"])) == NOTIFICATIONS
     assert stats["valid_signatures"] == NOTIFICATIONS
