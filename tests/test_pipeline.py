@@ -320,3 +320,60 @@ def test_cron_weekdays_are_read_the_crontab_way() -> None:
     assert monday == datetime(2026, 3, 2, 6, 0, tzinfo=UTC) and monday.strftime("%A") == "Monday"
     with pytest.raises(ValueError):
         crontab_trigger("0 6 * * 8", timezone="UTC")
+
+
+def test_configured_jobs_and_the_per_source_job(tmp_path: Path) -> None:
+    """Jobs from the configuration (explicit time zones) and `ingest_source_job` end to end."""
+    from riskwatch import scheduling
+    from riskwatch.scheduling import SchedulerService, configured_jobs, next_run_times
+
+    sources = scenario(tmp_path / "src", extra="""
+[[source]]
+id = "xdm-ipc-weekly"
+kind = "hapi"
+location = "ipc_food_security.csv"
+schedule = "0 8 * * 1"
+timezone = "Europe/Paris"
+""")
+    url = f"sqlite:///{tmp_path / 'rw.db'}"
+    settings = load_settings(overrides={"database_url": url,
+                                        "ingest": {"sources_file": str(sources)},
+                                        "scheduler": {"digest_timezone": "America/Bogota"}})
+    jobs = {job.id: job for job in configured_jobs(settings, load_sources(sources))}
+    # Unscheduled sources run with the pipeline; a scheduled one has its own job.
+    assert set(jobs) == {"pipeline", "dispatch", "escalation", "digest", "retention",
+                         "ingest:xdm-ipc-weekly"}
+    assert all(job.trigger.timezone is not None for job in jobs.values())
+    assert str(jobs["ingest:xdm-ipc-weekly"].trigger.timezone) == "Europe/Paris"
+    assert str(jobs["digest"].trigger.timezone) == "America/Bogota"
+    assert jobs["dispatch"].executor == "dispatch"
+
+    engine = make_engine(url)
+    upgrade(engine)
+    saturday = datetime(2026, 2, 28, 12, 30, tzinfo=UTC)
+    planned = {job.id: job for job in next_run_times(engine, settings, saturday)}
+    assert planned["ingest:xdm-ipc-weekly"].next_run_time == datetime(2026, 3, 2, 7, 0,
+                                                                      tzinfo=UTC)
+    assert planned["digest"].next_run_time == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert {job.origin for job in planned.values()} == {"configuration"}
+
+    # The job function, as the scheduler calls it (the service in this process).
+    service = SchedulerService(engine, settings)
+    service._confirmed_until = utcnow() + timedelta(seconds=30)
+    scheduling._SERVICE = service
+    try:
+        scheduling.ingest_source_job("xdm-ipc-weekly")
+        scheduling.ingest_source_job("xdm-ipc-weekly")  # not due again: nothing happens
+        scheduling.ingest_source_job("no-longer-declared")
+    finally:
+        scheduling._SERVICE = None
+    db = Db(url)
+    try:
+        runs = db.runs()
+        assert [(r.job, r.status) for r in runs] == [
+            ("ingest:xdm-ipc-weekly", "succeeded"),
+            ("ingest:no-longer-declared", "skipped")]
+        assert runs[0].counts["batch_id"] is not None
+    finally:
+        db.dispose()
+    engine.dispose()

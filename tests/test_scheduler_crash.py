@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from riskwatch.config import load_settings
@@ -55,7 +56,8 @@ def _scheduler_child(env: dict[str, str], cwd: str, log: str) -> None:
     try:
         from riskwatch.cli import cli
 
-        cli.main(args=["scheduler"], prog_name="riskwatch", standalone_mode=False)
+        result = cli.main(args=["scheduler"], prog_name="riskwatch", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     except BaseException:  # noqa: BLE001 - reported in the log, exit 1
@@ -126,9 +128,16 @@ def test_sigkill_at_random_points_never_leaves_partial_data(
                                                JobRun.pid == final.pid))
             return any(r.status in ("succeeded", "warning") for r in runs)
         wait_for(completed, 60, what="a completed cycle after the crashes")
-        os.kill(final.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        # Another scheduler takes the lease (as after a long pause of this one): this one
+        # learns it at its next heartbeat and stops with exit code 1, leaving the lease alone.
+        with db.engine.begin() as connection:
+            connection.execute(text("UPDATE scheduler_lease SET holder_id = 'thief:1:1:x'"))
         final.join(30)
-        assert final.exitcode == 0, log.read_text()[-3000:]
+        assert final.exitcode == 1, log.read_text()[-3000:]
+        assert "took its lease" in log.read_text()
+        lease = db.lease()
+        assert lease is not None and lease.holder_id == "thief:1:1:x"
+        assert db.runs("scheduler")[-1].status == "failed"
         assert_consistent(db)
         assert db.all(select(JobRun).where(JobRun.status == "running")) == []
         assert not scoring_due(db.engine, load_settings()).due  # the latest data is scored
