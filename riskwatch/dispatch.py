@@ -55,7 +55,14 @@ from riskwatch.channels.base import (
     Transport,
 )
 from riskwatch.config import Settings
-from riskwatch.db.models import AlertDecision, Channel, Expert, Notification, NotificationAlert
+from riskwatch.db.models import (
+    AlertDecision,
+    AuditEvent,
+    Channel,
+    Expert,
+    Notification,
+    NotificationAlert,
+)
 from riskwatch.messages import RenderedMessage, render_notification
 from riskwatch.secretbox import SecretboxError, decrypt
 from riskwatch.timeutil import to_utc, utcnow
@@ -629,6 +636,7 @@ def _record_channels(
         ).where(_channels.c.id.in_(sorted(per_channel)))
     ).all()
     updates = []
+    disabled: list[tuple[int, str]] = []
     for channel_id, failures, disabled_at, healthy in rows:
         values: dict[str, Any] = {
             "cid": channel_id,
@@ -653,6 +661,7 @@ def _record_channels(
                 if outcome.disable_channel and values["disabled_at"] is None:
                     values["disabled_at"] = current
                     result.add("channel_disabled")
+                    disabled.append((channel_id, values["last_error"]))
         updates.append(values)
     for values in updates:
         changes: dict[str, Any] = {
@@ -667,6 +676,20 @@ def _record_channels(
             changes["last_error_at"] = values["last_error_at"]
         connection.execute(
             update(_channels).where(_channels.c.id == values["cid"]).values(**changes)
+        )
+    for channel_id, error in disabled:
+        # A channel health problem people must act on: logged and kept in the audit trail.
+        log.warning("channel %s disabled: %s", channel_id, error)
+        connection.execute(
+            AuditEvent.__table__.insert(),  # type: ignore[attr-defined]
+            {
+                "at": current,
+                "actor": "dispatcher",
+                "action": "channel_disabled",
+                "object_type": "channel",
+                "object_id": str(channel_id),
+                "detail": {"error": error[:500]},
+            },
         )
 
 

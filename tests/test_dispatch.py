@@ -25,6 +25,7 @@ from riskwatch.db.models import (
     Alert,
     AlertDecision,
     Area,
+    AuditEvent,
     Channel,
     Notification,
     NotificationAlert,
@@ -378,6 +379,12 @@ def test_410_gone_disables_the_channel_and_later_notifications_are_not_sent(
     health = channel(engine, channel_id)
     assert not health.healthy and health.disabled_at is not None
     assert "410" in (health.last_error or "") and health.last_error_at is not None
+    with Session(engine) as session:  # the health problem is raised for people to act on
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "channel_disabled")
+        ).one()
+    assert event.object_id == str(channel_id) and "410" in event.detail["error"]
+    assert SECRET not in str(event.detail)
 
     receiver.always(None)
     second = enqueue(engine, expert_id, channel_id, [make_alert(engine)])
