@@ -437,12 +437,13 @@ def _health_stage(engine: Engine, now: datetime | None, dry_run: bool) -> StageR
     for item in update.health:
         if item.stale:
             stage.notes.append(f"stale: {item.id} ({item.stale_reason})")
-    if update.newly_stale:
-        # The administrators' "stale data" condition: a warning in the job history.
+    if update.stale:
+        # The administrators' "stale data" condition: a warning in the job history for as long
+        # as a source is stale (and an audit event when it turns stale or recovers).
         stage.status = WARNING
-        stage.error = "stale data: " + ", ".join(update.newly_stale)
-        stage.job_run_id = record_job_run(engine, "source-health", WARNING,
-                                          counts=stage.counts, error=stage.error)
+        stage.error = "stale data: " + ", ".join(update.stale)
+    stage.job_run_id = record_job_run(engine, "source-health", stage.status,
+                                      counts=stage.counts, error=stage.error)
     return stage
 
 

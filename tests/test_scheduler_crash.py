@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def _scheduler_child(env: dict[str, str], cwd: str, log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    # pytest's capture replaced sys.stdout/stderr in the parent: write to the log instead.
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -65,6 +69,8 @@ def _scheduler_child(env: dict[str, str], cwd: str, log: str) -> None:
 
         traceback.print_exc()
         code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(code)
 
 
