@@ -410,7 +410,12 @@ class MapService:
         with Session(self.engine) as db:
             pcodes = map_values.stale_pcodes(db)
         with self._lock:
-            version = (self._stale[1] + 1) if self._stale is not None else 0
+            # A new version (and new cached values) only when the set itself changed.
+            previous = self._stale
+            if previous is None:
+                version = 0
+            else:
+                version = previous[1] if previous[2] == pcodes else previous[1] + 1
             self._stale = (now, version, pcodes)
         return version, pcodes
 
