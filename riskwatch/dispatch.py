@@ -22,8 +22,10 @@ Conventions (DESIGN.md, after healthchecks' ``sendalerts``):
 * **Identical retries.** Messages are rendered from the payload and the notification's
   ``created_at`` (the ack link expires ``delivery.ack_link_ttl_hours`` after it), never from
   the current time.
-* **Batched bookkeeping.** The results of one claimed batch are written in one transaction
-  (executemany), which keeps the dispatcher close to the speed of the bare transport.
+* **Batched, pipelined bookkeeping.** The results of one claimed batch are written in one
+  transaction; while a batch is sent (``delivery.concurrency`` messages at once), the next one
+  is claimed and rendered and the previous one recorded, in two helper threads. This keeps the
+  dispatcher within 2x of a bare loop of signed POSTs (tests/benchmarks).
 """
 
 from __future__ import annotations
@@ -440,8 +442,10 @@ def dispatch_due(
                 if pool
                 else [transmit(item) for item in batch.prepared]
             )
+            # delivered_at and channel health carry the time the batch was confirmed.
+            confirmed = to_utc(now) if now is not None else utcnow()
             recorded.append(
-                database.submit(_record, engine, batch.token, outcomes, batch.current, result)
+                database.submit(_record, engine, batch.token, outcomes, confirmed, result)
             )
             batch = upcoming.result()
             if not batch.prepared:

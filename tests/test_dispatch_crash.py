@@ -40,7 +40,8 @@ from tests.test_dispatch import (
 
 pytestmark = pytest.mark.db
 
-TRIALS = 60
+MIN_KILLS = 50  # trials where the dispatcher was really killed mid-run
+MAX_TRIALS = 150
 CLAIM_TIMEOUT = 0.3
 _FORK = multiprocessing.get_context("fork")
 
@@ -101,8 +102,12 @@ def test_sigkill_at_random_points_loses_nothing(database_url: str, record_proper
             process = _run(settings, 2, f"calibration-{calibration}")
             process.join(timeout=30)
             durations.append(time.monotonic() - begin)
-        window = max(durations) * 1.2
-        for trial in range(TRIALS):
+        # Kill points spread over a typical run (start-up, claim, send, bookkeeping, exit);
+        # a run that finishes first counts as a trial without a kill.
+        window = sorted(durations)[1] * 1.1
+        trial = 0
+        while kills < MIN_KILLS and trial < MAX_TRIALS:
+            trial += 1
             for _ in range(rng.randint(1, 4)):
                 enqueue(engine, expert_id, channel_id, [alert_id], created_at=utcnow())
             process = _run(settings, rng.choice([1, 2, 3, 5]), f"trial-{trial}")
@@ -131,17 +136,17 @@ def test_sigkill_at_random_points_loses_nothing(database_url: str, record_proper
         "a re-sent notification differed from the first send"
     )
     duplicates = sum(count - 1 for count in accepted.values())
-    record_property("sigkill_trials", TRIALS)
+    record_property("sigkill_trials", trial)
     record_property("sigkill_kills", kills)
     record_property("notifications", len(rows))
     record_property("duplicate_deliveries_same_webhook_id", duplicates)
     print(
-        f"\n{TRIALS} trials ({kills} killed, {completed} finished; kill window "
+        f"\n{trial} trials ({kills} killed, {completed} finished; kill window "
         f"{window * 1000:.0f} ms), {len(rows)} notifications, "
         f"{duplicates} re-sent with the same webhook-id, final run {final.counts}, "
         f"{elapsed:.1f} s"
     )
-    assert kills >= TRIALS // 3, "too few trials were killed mid-run to mean anything"
+    assert kills >= MIN_KILLS, "too few trials were killed mid-run to mean anything"
     # A kill can leave at most two small batches (<= 5 rows each) sent but not recorded.
     assert duplicates <= kills * 10
     engine.dispose()
