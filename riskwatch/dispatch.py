@@ -216,6 +216,18 @@ def _claim(
     return claimed
 
 
+def _renew_claim(engine: Engine, token: str, current: datetime) -> set[int]:
+    """Refresh ``claimed_at`` of the rows still claimed under ``token``; their ids."""
+    with engine.begin() as connection:
+        rows = connection.execute(
+            update(_table)
+            .where(_table.c.claimed_by == token, _table.c.status == CLAIMED)
+            .values(claimed_at=current)
+            .returning(_table.c.id)
+        ).all()
+    return {row.id for row in rows}
+
+
 def _backoff(settings: Settings, attempts: int, retry_after: float | None) -> float:
     """Seconds until the next attempt: exponential, with jitter (0.5-1x), capped."""
     delivery = settings.delivery
@@ -434,6 +446,12 @@ def dispatch_due(
         batch = next_batch()
         while batch.prepared:
             upcoming = stage.submit(next_batch)
+            # A prefetched batch waited while the previous one was sent: renew its claim, and
+            # leave out any row another dispatcher took over meanwhile (its claim timed out).
+            held = _renew_claim(engine, batch.token, to_utc(now) if now else utcnow())
+            if len(held) < len(batch.prepared):
+                result.add("lost_claim", len(batch.prepared) - len(held))
+                batch.prepared = [item for item in batch.prepared if item[0].id in held]
             transmit = partial(
                 _transmit_one, settings=settings, transports=transports, current=batch.current
             )

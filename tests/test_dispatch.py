@@ -499,3 +499,19 @@ def test_delivered_at_uses_the_clock_when_now_is_not_given(setup, receiver) -> N
     dispatch_due(engine, settings)
     row = notification(engine, nid)
     assert row.delivered_at is not None and row.delivered_at >= before - timedelta(seconds=1)
+
+
+def test_a_renewed_claim_keeps_only_the_rows_still_held(setup, receiver) -> None:
+    from riskwatch.dispatch import _claim, _renew_claim
+
+    settings, engine = setup
+    expert_id, channel_id = add_webhook_expert(engine, settings, receiver.url)
+    ids = [enqueue(engine, expert_id, channel_id, [make_alert(engine)]) for _ in range(3)]
+    claimed = _claim(engine, "worker-a#1", T0, 10, timedelta(seconds=60))
+    assert sorted(r.id for r in claimed) == ids
+    # Another dispatcher took one over after worker A's claim timed out.
+    taken = _claim(engine, "worker-b#1", T0 + timedelta(seconds=61), 1, timedelta(seconds=60))
+    assert [r.id for r in taken] == [ids[0]]
+    held = _renew_claim(engine, "worker-a#1", T0 + timedelta(seconds=62))
+    assert held == set(ids[1:])
+    assert notification(engine, ids[1]).claimed_at == T0 + timedelta(seconds=62)
