@@ -108,13 +108,6 @@ def export_link_for(user: CurrentUser, what: str | None, export_format: str | No
     return href or "", text
 
 
-def pcode_from_click(click_data: dict[str, Any] | None) -> str | None:
-    """The pcode of the map area a user clicked, from the graph's ``clickData``."""
-    points = (click_data or {}).get("points") or []
-    location = points[0].get("location") if points else None
-    return location if isinstance(location, str) and location else None
-
-
 def register_callbacks(dash_app: dash.Dash, engine: Engine) -> None:
     """Attach the page callbacks to ``dash_app`` (on the app, not the global registry)."""
 
@@ -195,14 +188,3 @@ def register_callbacks(dash_app: dash.Dash, engine: Engine) -> None:
             return export_link_for(_user(), what, export_format, country, level)
         except alerts_page.Forbidden:
             abort(403)
-
-    @dash_app.callback(
-        Output("url", "pathname"),
-        Input("area-map", "clickData"),
-        prevent_initial_call=True,
-    )
-    def open_clicked_area(click_data: dict[str, Any] | None) -> str:
-        pcode = pcode_from_click(click_data)
-        if pcode is None:
-            raise PreventUpdate
-        return layout.area_href(pcode)

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import shapely
-from shapely.geometry import mapping
-from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -38,8 +35,6 @@ from riskwatch.observations import (
 from riskwatch.observations import observations_frame, preferred_values
 
 MAP_VARIABLE = "idps"
-MAP_SIMPLIFY_TOLERANCE = 0.01  # degrees: plenty for an overview map, far fewer vertices
-COORDINATE_DECIMALS = 4  # ~11 m; more digits only make the figure heavier
 
 
 @dataclass(frozen=True)
@@ -64,34 +59,6 @@ class DatabaseSummary:
     areas_by_level: dict[int, int]
     observations_by_variable: dict[str, int]
     recent_batches: list[BatchSummary]
-
-
-@dataclass(frozen=True)
-class MapArea:
-    """One area on the map: simplified GeoJSON geometry and its value (None: no data)."""
-
-    pcode: str
-    name: str
-    geometry: dict[str, Any]
-    value: float | None
-
-
-@dataclass(frozen=True)
-class MapData:
-    """The areas of one admin level coloured by one variable at one period."""
-
-    variable: str
-    admin_level: int | None
-    period: date | None
-    areas: list[MapArea]
-
-    @property
-    def with_data(self) -> list[MapArea]:
-        return [area for area in self.areas if area.value is not None]
-
-    @property
-    def without_data(self) -> list[MapArea]:
-        return [area for area in self.areas if area.value is None]
 
 
 @dataclass(frozen=True)
@@ -183,118 +150,6 @@ def database_summary(session: Session, countries: Sequence[str] | None = None) -
         areas_by_level=areas_by_level(session, countries),
         observations_by_variable=current_observations_by_variable(session, countries),
         recent_batches=recent_batches(session),
-    )
-
-
-def finest_mapped_level(session: Session, countries: Sequence[str] | None = None) -> int | None:
-    """The highest admin level that has areas with a geometry (None: nothing to draw)."""
-    statement = select(func.max(Area.admin_level)).where(col(Area.geometry).is_not(None))
-    allowed = _country_filter(countries)
-    if allowed:
-        statement = statement.where(col(Area.country_iso3).in_(allowed))
-    level = session.exec(statement).one()
-    return None if level is None else int(level)
-
-
-def latest_period(
-    session: Session,
-    variable: str,
-    admin_level: int,
-    countries: Sequence[str] | None = None,
-) -> date | None:
-    """The latest period with a current value of ``variable`` at ``admin_level``."""
-    statement = (
-        select(func.max(Observation.period))
-        .join(Area, col(Area.pcode) == col(Observation.area_pcode))
-        .where(
-            Observation.variable == variable,
-            col(Observation.superseded_at).is_(None),
-            Area.admin_level == admin_level,
-        )
-    )
-    allowed = _country_filter(countries)
-    if allowed:
-        statement = statement.where(col(Area.country_iso3).in_(allowed))
-    return session.exec(statement).one()
-
-
-def values_at_period(
-    session: Session, variable: str, period: date, pcodes: Sequence[str]
-) -> dict[str, float]:
-    """The current value of ``variable`` at ``period`` for each of ``pcodes`` that has one.
-
-    The preferred assessment type, summed over operations (riskwatch.observations).
-    """
-    if not pcodes:
-        return {}
-    frame = observations_frame(session, variables=[variable], period=period, pcodes=pcodes)
-    combined = preferred_values(frame)
-    return dict(zip(combined["pcode"].tolist(), combined["value"].tolist(), strict=True))
-
-
-def _rounded(coordinates: Any) -> Any:
-    if isinstance(coordinates, (list, tuple)):
-        if coordinates and isinstance(coordinates[0], (int, float)):
-            return [round(float(number), COORDINATE_DECIMALS) for number in coordinates]
-        return [_rounded(part) for part in coordinates]
-    return coordinates
-
-
-def simplified_geojson(
-    geometry: BaseGeometry, tolerance: float = MAP_SIMPLIFY_TOLERANCE
-) -> dict[str, Any]:
-    """A GeoJSON geometry simplified for the overview map, coordinates rounded."""
-    simple = shapely.simplify(geometry, tolerance, preserve_topology=True)
-    if simple.is_empty:  # a sliver smaller than the tolerance: keep the original outline
-        simple = geometry
-    geojson = dict(mapping(simple))
-    geojson["coordinates"] = _rounded(geojson["coordinates"])
-    return geojson
-
-
-def map_data(
-    session: Session,
-    variable: str = MAP_VARIABLE,
-    countries: Sequence[str] | None = None,
-    tolerance: float = MAP_SIMPLIFY_TOLERANCE,
-) -> MapData:
-    """The finest mapped level's areas with the latest current value of ``variable``.
-
-    One period for the whole map (the latest one at that level): an area without a value in
-    that period has ``value`` None ("no data"), never 0 and never an older value.
-    """
-    level = finest_mapped_level(session, countries)
-    if level is None:
-        return MapData(variable=variable, admin_level=None, period=None, areas=[])
-    statement = (
-        select(Area)
-        .where(Area.admin_level == level, col(Area.geometry).is_not(None))
-        .order_by(col(Area.pcode))
-    )
-    allowed = _country_filter(countries)
-    if allowed:
-        statement = statement.where(col(Area.country_iso3).in_(allowed))
-    areas = list(session.exec(statement).all())
-    period = latest_period(session, variable, level, countries)
-    values = (
-        values_at_period(session, variable, period, [area.pcode for area in areas])
-        if period is not None
-        else {}
-    )
-    return MapData(
-        variable=variable,
-        admin_level=level,
-        period=period,
-        areas=[
-            MapArea(
-                pcode=area.pcode,
-                name=area.name,
-                geometry=simplified_geojson(area.geometry, tolerance),
-                value=values.get(area.pcode),
-            )
-            for area in areas
-            if area.geometry is not None
-        ],
     )
 
 

@@ -2,108 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboards.data import MapArea, MapData
 from riskwatch.map_style import RISK_CLASS_COLOURS
-
-NO_DATA_COLOUR = "#bdbdbd"
-# Sequential, colour-blind safe, light = few, dark = many; grey stays reserved for "no data".
-VALUE_COLOURSCALE = "YlOrRd"
-BOUNDARY_COLOUR = "#444444"
-
-
-def _feature_collection(areas: Sequence[MapArea]) -> dict[str, Any]:
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            {"type": "Feature", "id": area.pcode, "properties": {}, "geometry": area.geometry}
-            for area in areas
-        ],
-    }
-
-
-def _coordinates(geometry: dict[str, Any]) -> list[tuple[float, float]]:
-    points: list[tuple[float, float]] = []
-
-    def walk(part: Any) -> None:
-        if part and isinstance(part[0], (int, float)):
-            points.append((float(part[0]), float(part[1])))
-        else:
-            for item in part:
-                walk(item)
-
-    walk(geometry.get("coordinates", []))
-    return points
-
-
-def map_view(areas: Sequence[MapArea]) -> tuple[dict[str, float], float]:
-    """Centre and zoom that frame all areas (web-mercator zoom from the larger extent)."""
-    points = [point for area in areas for point in _coordinates(area.geometry)]
-    if not points:
-        return {"lon": 0.0, "lat": 0.0}, 1.0
-    lons = [lon for lon, _ in points]
-    lats = [lat for _, lat in points]
-    span = max(max(lons) - min(lons), (max(lats) - min(lats)) * 1.5, 1e-3)
-    zoom = max(0.0, min(12.0, math.log2(360.0 / span) - 0.5))
-    centre = {"lon": (min(lons) + max(lons)) / 2, "lat": (min(lats) + max(lats)) / 2}
-    return centre, zoom
-
-
-def choropleth_figure(data: MapData, value_label: str = "IDPs") -> go.Figure:
-    """Boundaries coloured by value, areas without a value grey and labelled "no data".
-
-    Two traces rather than one: a missing value must never take the colour of a small one.
-    No base-map tiles ("white-bg"), so the map needs no network.
-    """
-    figure = go.Figure()
-    with_data, without_data = data.with_data, data.without_data
-    if without_data:
-        figure.add_trace(
-            go.Choroplethmap(
-                geojson=_feature_collection(without_data),
-                locations=[area.pcode for area in without_data],
-                z=[0] * len(without_data),
-                colorscale=[[0, NO_DATA_COLOUR], [1, NO_DATA_COLOUR]],
-                showscale=False,
-                customdata=[[area.name] for area in without_data],
-                hovertemplate="<b>%{customdata[0]}</b> (%{location})<br>no data<extra></extra>",
-                marker={"line": {"color": BOUNDARY_COLOUR, "width": 0.5}},
-                name="no data",
-            )
-        )
-    if with_data:
-        figure.add_trace(
-            go.Choroplethmap(
-                geojson=_feature_collection(with_data),
-                locations=[area.pcode for area in with_data],
-                z=[area.value for area in with_data],
-                colorscale=VALUE_COLOURSCALE,
-                zmin=0,
-                colorbar={"title": {"text": value_label}},
-                customdata=[[area.name] for area in with_data],
-                hovertemplate=(
-                    "<b>%{customdata[0]}</b> (%{location})<br>"
-                    + value_label
-                    + ": %{z:,.0f}<extra></extra>"
-                ),
-                marker={"line": {"color": BOUNDARY_COLOUR, "width": 0.5}},
-                name=value_label,
-            )
-        )
-    centre, zoom = map_view(data.areas)
-    figure.update_layout(
-        map={"style": "white-bg", "center": centre, "zoom": zoom},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=520,
-        showlegend=False,
-    )
-    return figure
 
 
 def series_figure(series: Sequence[tuple[date, float]], value_label: str = "IDPs") -> go.Figure:

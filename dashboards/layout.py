@@ -22,13 +22,8 @@ from dashboards.data import (
     DatabaseSummary,
     HotspotPoint,
     LineageRow,
-    MapData,
 )
-from dashboards.figures import (
-    choropleth_figure,
-    drivers_figure,
-    risk_and_idps_figure,
-)
+from dashboards.figures import drivers_figure, risk_and_idps_figure
 from riskwatch.map_style import RISK_CLASS_LABELS, class_colour, normalise_class
 from riskwatch.timeutil import iso_utc
 
@@ -168,39 +163,6 @@ def summary_section(summary: DatabaseSummary) -> html.Section:
     else:
         children.append(html.P("No ingest batches yet."))
     return html.Section(className="summary", children=children)
-
-
-def map_section(data: MapData) -> html.Section:
-    """The choropleth of the finest admin level, or a note when there is nothing to draw."""
-    if not data.areas:
-        return html.Section(
-            className="map",
-            children=[html.H2("Map"), html.P("No area boundaries loaded yet.")],
-        )
-    period = data.period.isoformat() if data.period else "no period with data"
-    title = f"IDPs by area, admin level {data.admin_level}, {period}"
-    return html.Section(
-        className="map",
-        children=[
-            html.H2(title),
-            html.P(
-                f"{len(data.with_data)} of {len(data.areas)} areas have a value for this "
-                "period; grey areas have no data (not zero). Click an area for its page.",
-                className="muted",
-            ),
-            dcc.Graph(
-                id="area-map",
-                figure=choropleth_figure(data),
-                config=GRAPH_CONFIG,
-                className="map-graph",
-            ),
-        ],
-    )
-
-
-def overview_page(summary: DatabaseSummary, data: MapData) -> list[Any]:
-    """The home page: the map and the summary of the database."""
-    return [html.H1("Overview"), map_section(data), summary_section(summary)]
 
 
 def class_badge(risk_class: str | None) -> html.Span:

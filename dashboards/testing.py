@@ -43,11 +43,8 @@ SAMPLE_EXPECTED: dict[str, Any] = {
     "areas_by_level": {0: 1, 1: 2, 2: 4},
     # Current rows only: TST0102's first January version is superseded.
     "observations_by_variable": {"idps": 8, "population": 1},
-    "map_level": 2,
-    "map_period": FEBRUARY,
-    # TST0101: BA 150 + BA 50 over two operations (its SA 999 counts the same people);
-    # TST0102: only an SA value; TST0201: January only, so no data in February.
-    "map_values": {"TST0101": 200.0, "TST0102": 80.0, "TST0201": None, "XYZ0101": 10.0},
+    # TST0101 in February: BA 150 + BA 50 over two operations (its SA 999 counts the same
+    # people); TST0102 in February: only an SA value; TST0201: January only.
     "series_TST0101": [(JANUARY, 100.0), (FEBRUARY, 200.0)],
     "series_TST0102": [(JANUARY, 75.0), (FEBRUARY, 80.0)],
     # Score run 1 (February; TST0101 also January): risk classes by area.

@@ -542,16 +542,6 @@ def test_area_page(app: Flask, client: FlaskClient) -> None:
     assert UNKNOWN_AREA_TEXT in callback_text(unknown)
 
 
-def test_clicking_the_map_opens_the_area(app: Flask, client: FlaskClient) -> None:
-    login(client)
-    body = callback_body(
-        app, "url.pathname", {"area-map.clickData": {"points": [{"location": "TST0102"}]}}
-    )
-    response = post_callback(client, body)
-    assert response.status_code == 200
-    assert response.get_json()["response"]["url"]["pathname"] == "/area/TST0102"
-
-
 # The session key ---------------------------------------------------------------------------
 def test_secret_key_is_created_with_mode_0600_and_kept(
     database_url: str, tmp_path: Path

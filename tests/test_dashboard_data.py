@@ -7,17 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import shapely
-from shapely.geometry import Polygon, shape
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboards import data
 from dashboards.auth import CurrentUser
-from dashboards.callbacks import pcode_from_click, render_page
-from dashboards.figures import NO_DATA_COLOUR, choropleth_figure, series_figure
+from dashboards.callbacks import render_page
+from dashboards.figures import series_figure
 from dashboards.layout import DEMO_BANNER_TEXT, UNKNOWN_AREA_TEXT
-from dashboards.testing import FEBRUARY, SAMPLE_EXPECTED, add_sample_data, build_sample_database
+from dashboards.testing import SAMPLE_EXPECTED, add_sample_data, build_sample_database
 from riskwatch.db.engine import make_engine, session_scope
 from riskwatch.db.migrate import upgrade
 
@@ -64,49 +62,11 @@ def test_summary_respects_the_users_countries(db: Session) -> None:
     assert data.current_observations_by_variable(db, ["xyz"]) == {"idps": 1}
 
 
-def test_map_uses_the_finest_level_and_the_latest_period(db: Session) -> None:
-    map_data = data.map_data(db)
-    assert map_data.admin_level == SAMPLE_EXPECTED["map_level"]
-    assert map_data.period == SAMPLE_EXPECTED["map_period"]
-    values = {area.pcode: area.value for area in map_data.areas}
-    assert values == SAMPLE_EXPECTED["map_values"]
-
-
-def test_an_area_without_data_is_no_data_not_zero(db: Session) -> None:
-    map_data = data.map_data(db)
-    south_west = next(area for area in map_data.areas if area.pcode == "TST0201")
-    assert south_west.value is None
-    assert [area.pcode for area in map_data.without_data] == ["TST0201"]
-    assert data.values_at_period(db, "idps", FEBRUARY, ["TST0201"]) == {}
-
-
-def test_map_respects_the_users_countries(db: Session) -> None:
-    assert [area.pcode for area in data.map_data(db, countries=["TST"]).areas] == [
-        "TST0101", "TST0102", "TST0201"
-    ]
-
-
-def test_empty_map_when_no_boundaries(engine: Engine, db: Session) -> None:
-    map_data = data.map_data(db, countries=["NON"])
-    assert map_data.areas == [] and map_data.admin_level is None and map_data.period is None
-
-
 def test_assessment_types_are_not_added_together() -> None:
     assert data.combine_assessments([("SA", "", 5.0), ("BA", "a", 1.0), ("BA", "b", 2.0)]) == 3.0
     assert data.combine_assessments([("ETT", "", 4.0), ("SA", "", 6.0)]) == 6.0
     assert data.combine_assessments([("", "", 7.0)]) == 7.0
     assert data.combine_assessments([]) is None
-
-
-def test_simplified_geometry_is_smaller_and_valid() -> None:
-    circle = shapely.Point(0, 0).buffer(1.0, quad_segs=256)
-    simplified = data.simplified_geojson(circle, tolerance=0.01)
-    assert simplified["type"] == "Polygon"
-    assert len(simplified["coordinates"][0]) < len(circle.exterior.coords) / 4
-    assert shape(simplified).is_valid
-    assert all(round(x, 4) == x for x, _ in simplified["coordinates"][0])
-    tiny = Polygon([(0, 0), (0.001, 0), (0.001, 0.001)])
-    assert data.simplified_geojson(tiny, tolerance=0.01)["coordinates"]  # never dropped
 
 
 def test_area_detail(db: Session) -> None:
@@ -125,19 +85,6 @@ def test_area_series(db: Session) -> None:
     assert data.area_series(db, "TST0102") == SAMPLE_EXPECTED["series_TST0102"]
     assert data.area_series(db, "TST01") == []
     assert data.area_series(db, "TST0101", countries=["XYZ"]) == []
-
-
-def test_choropleth_draws_no_data_grey_and_never_as_zero(db: Session) -> None:
-    figure = choropleth_figure(data.map_data(db))
-    no_data, values = figure.data
-    assert list(no_data.locations) == ["TST0201"]
-    assert no_data.colorscale[0][1] == NO_DATA_COLOUR == no_data.colorscale[-1][1]
-    assert "no data" in no_data.hovertemplate and no_data.showscale is False
-    assert list(values.locations) == ["TST0101", "TST0102", "XYZ0101"]
-    assert list(values.z) == [200.0, 80.0, 10.0]
-    assert figure.layout.map.style == "white-bg"  # boundaries only, no tiles from the network
-    features = {feature["id"] for feature in values.geojson["features"]}
-    assert features == {"TST0101", "TST0102", "XYZ0101"}
 
 
 def test_series_figure() -> None:
@@ -184,12 +131,6 @@ def test_no_banner_on_a_real_database(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_pcode_from_click() -> None:
-    assert pcode_from_click({"points": [{"location": "TST0101", "z": 200}]}) == "TST0101"
-    assert pcode_from_click({"points": []}) is None
-    assert pcode_from_click(None) is None
-
-
 def test_every_number_on_each_backend(database_url: str) -> None:
     """The same numbers on SQLite and on PostgreSQL + PostGIS (conftest's ``database_url``)."""
     engine = make_engine(database_url)
@@ -202,12 +143,7 @@ def test_every_number_on_each_backend(database_url: str) -> None:
             assert summary.is_demo
             assert summary.areas_by_level == SAMPLE_EXPECTED["areas_by_level"]
             assert summary.observations_by_variable == SAMPLE_EXPECTED["observations_by_variable"]
-            map_data = data.map_data(session)
-            assert map_data.admin_level == SAMPLE_EXPECTED["map_level"]
-            assert map_data.period == SAMPLE_EXPECTED["map_period"]
-            assert {area.pcode: area.value for area in map_data.areas} == SAMPLE_EXPECTED[
-                "map_values"
-            ]
+            assert data.area_series(session, "TST0101") == SAMPLE_EXPECTED["series_TST0101"]
             assert data.area_series(session, "TST0102") == SAMPLE_EXPECTED["series_TST0102"]
             detail = data.area_detail(session, "TST01")
             assert detail is not None and [c.pcode for c in detail.children] == [
