@@ -136,6 +136,7 @@ class _Batch:
     token: str
     current: datetime
     prepared: list[tuple[_Claimed, Any]]
+    claimed_at: datetime = field(default_factory=utcnow)  # wall clock, whatever ``now`` says
 
 
 @dataclass
@@ -446,12 +447,13 @@ def dispatch_due(
         batch = next_batch()
         while batch.prepared:
             upcoming = stage.submit(next_batch)
-            # A prefetched batch waited while the previous one was sent: renew its claim, and
-            # leave out any row another dispatcher took over meanwhile (its claim timed out).
-            held = _renew_claim(engine, batch.token, to_utc(now) if now else utcnow())
-            if len(held) < len(batch.prepared):
-                result.add("lost_claim", len(batch.prepared) - len(held))
-                batch.prepared = [item for item in batch.prepared if item[0].id in held]
+            # A prefetched batch that waited long while the previous one was sent renews its
+            # claim first, and leaves out any row another dispatcher took over meanwhile.
+            if utcnow() - batch.claimed_at > claim_timeout / 4:
+                held = _renew_claim(engine, batch.token, to_utc(now) if now else utcnow())
+                if len(held) < len(batch.prepared):
+                    result.add("lost_claim", len(batch.prepared) - len(held))
+                    batch.prepared = [item for item in batch.prepared if item[0].id in held]
             transmit = partial(
                 _transmit_one, settings=settings, transports=transports, current=batch.current
             )

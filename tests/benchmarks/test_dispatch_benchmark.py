@@ -11,8 +11,9 @@ and POSTs it on one kept-alive connection: the least any webhook sender must do.
 dispatcher does everything it does in production: claims rows with conditional UPDATEs,
 decrypts the channel, renders the message (text, HTML, short form) and the signed ack link,
 signs, POSTs, and records the outcome, the channel health and the alert decisions in one
-transaction per batch. The bare loop runs before and after the dispatcher; their mean is the
-baseline. Target: the dispatcher within 2x of the baseline.
+transaction per batch. Three rounds alternate the bare loop and the dispatcher (10,000
+fresh notifications each), with one more bare loop at the end; the medians are compared.
+Target: the dispatcher within 2x of the baseline.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import http.client
 import json
 import multiprocessing
+import statistics
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -46,6 +48,7 @@ NOTIFICATIONS = 10_000
 ALERTS = 50
 BATCH_SIZE = 500
 MAX_RATIO = 2.0
+ROUNDS = 3
 
 
 def bare_signed_posts(url: str, payloads: list[dict]) -> float:
@@ -93,6 +96,41 @@ def _get(url: str, path: str) -> dict:
     return document
 
 
+def _enqueue(
+    engine,
+    expert_id: int,
+    channel_id: int,
+    alert_ids: list[int],  # noqa: ANN001
+    payloads: list[dict],
+) -> None:
+    rows = [
+        {
+            "alert_id": alert_ids[i % ALERTS],
+            "expert_id": expert_id,
+            "channel_id": channel_id,
+            "idempotency_key": "alert-"
+            + hashlib.sha256(f"{i}{uuid.uuid4()}".encode()).hexdigest()[:48],
+            "kind": "alert",
+            "group_key": "XDM/XD07",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": T0,
+            "created_at": T0,
+            "payload": payloads[i],
+        }
+        for i in range(NOTIFICATIONS)
+    ]
+    with engine.begin() as connection:
+        connection.execute(Notification.__table__.insert(), rows)
+        ids = connection.execute(
+            select(Notification.id, Notification.alert_id).where(Notification.status == "pending")
+        ).all()
+        connection.execute(
+            NotificationAlert.__table__.insert(),
+            [{"notification_id": n, "alert_id": a} for n, a in ids],
+        )
+
+
 def test_dispatch_within_2x_of_bare_signed_posts(database_url: str) -> None:
     settings = delivery_settings(database_url, batch_size=BATCH_SIZE)
     engine = migrated(settings)
@@ -100,44 +138,29 @@ def test_dispatch_within_2x_of_bare_signed_posts(database_url: str) -> None:
     queue: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()
     server = multiprocessing.get_context("fork").Process(target=_serve, args=(queue,))
     server.start()
+    bare: list[float] = []
+    dispatched: list[float] = []
     try:
         url = queue.get(timeout=30)
         expert_id, channel_id = add_webhook_expert(engine, settings, url)
         alert_ids = [make_alert(engine) for _ in range(ALERTS)]
         payloads = [payload_for(expert_id, [alert_ids[i % ALERTS]]) for i in range(NOTIFICATIONS)]
-        rows = [
-            {
-                "alert_id": alert_ids[i % ALERTS],
-                "expert_id": expert_id,
-                "channel_id": channel_id,
-                "idempotency_key": "alert-"
-                + hashlib.sha256(f"{i}{uuid.uuid4()}".encode()).hexdigest()[:48],
-                "kind": "alert",
-                "group_key": "XDM/XD07",
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": T0,
-                "created_at": T0,
-                "payload": payloads[i],
-            }
-            for i in range(NOTIFICATIONS)
-        ]
-        with engine.begin() as connection:
-            connection.execute(Notification.__table__.insert(), rows)
-            ids = connection.execute(select(Notification.id, Notification.alert_id)).all()
-            connection.execute(
-                NotificationAlert.__table__.insert(),
-                [{"notification_id": n, "alert_id": a} for n, a in ids],
-            )
-
-        before = bare_signed_posts(url, payloads)
-        _get(url, "/_clear")
-        start = time.perf_counter()
-        result = dispatch_due(engine, settings, now=T0)
-        dispatched = time.perf_counter() - start
-        stats = _get(url, "/_stats")
-        _get(url, "/_clear")
-        after = bare_signed_posts(url, payloads)
+        # Rounds alternate the bare loop and the dispatcher (10,000 fresh notifications each
+        # round); medians, because other processes share the machine.
+        for _ in range(ROUNDS):
+            _enqueue(engine, expert_id, channel_id, alert_ids, payloads)
+            time.sleep(1.0)  # let the database settle after the bulk insert
+            bare.append(bare_signed_posts(url, payloads))
+            _get(url, "/_clear")
+            start = time.perf_counter()
+            result = dispatch_due(engine, settings, now=T0)
+            dispatched.append(time.perf_counter() - start)
+            stats = _get(url, "/_stats")
+            _get(url, "/_clear")
+            assert result.counts["delivered"] == NOTIFICATIONS, result.counts
+            assert len(set(stats["accepted_ids"])) == NOTIFICATIONS
+            assert stats["valid_signatures"] == NOTIFICATIONS
+        bare.append(bare_signed_posts(url, payloads))
     finally:
         server.terminate()
         server.join(timeout=10)
@@ -147,16 +170,15 @@ def test_dispatch_within_2x_of_bare_signed_posts(database_url: str) -> None:
             session.exec(select(Notification.id).where(Notification.status == "delivered")).all()
         )
     engine.dispose()
-    baseline = (before + after) / 2
-    ratio = dispatched / baseline
+    assert delivered == NOTIFICATIONS * ROUNDS
+    baseline = statistics.median(bare)
+    dispatch = statistics.median(dispatched)
+    ratio = dispatch / baseline
     backend = database_url.split(":", 1)[0].split("+", 1)[0]
     print(
-        f"\n[{backend}] dispatch of {NOTIFICATIONS:,} notifications: {dispatched:.2f} s "
-        f"({NOTIFICATIONS / dispatched:,.0f}/s); bare signed POSTs {before:.2f} s / "
-        f"{after:.2f} s (mean {baseline:.2f} s, {NOTIFICATIONS / baseline:,.0f}/s); "
-        f"ratio {ratio:.2f}x; counts {result.counts}"
+        f"\n[{backend}] dispatch of {NOTIFICATIONS:,} notifications: median {dispatch:.2f} s "
+        f"({NOTIFICATIONS / dispatch:,.0f}/s; rounds {', '.join(f'{d:.2f}' for d in dispatched)});"
+        f" bare signed POSTs median {baseline:.2f} s ({NOTIFICATIONS / baseline:,.0f}/s; "
+        f"{', '.join(f'{b:.2f}' for b in bare)}); ratio {ratio:.2f}x"
     )
-    assert result.counts["delivered"] == NOTIFICATIONS == delivered
-    assert len(set(stats["accepted_ids"])) == NOTIFICATIONS
-    assert stats["valid_signatures"] == NOTIFICATIONS
     assert ratio <= MAX_RATIO, f"dispatch is {ratio:.2f}x the bare loop (target {MAX_RATIO}x)"
