@@ -117,6 +117,23 @@ def test_webhook_secret_and_apprise_urls_come_from_files_or_stdin(engine, tmp_pa
     )
     assert piped.exit_code == 0, piped.output
     assert channels_of(engine, 2)[0].target_redacted == "mailto://***"
+    from_env = CliRunner().invoke(
+        cli,
+        [
+            "experts",
+            "add",
+            "Di",
+            "--webhook",
+            "https://hooks.agency.example/d",
+            "--webhook-secret-file",
+            "env:HOOK_SECRET",
+        ],
+        env={"HOOK_SECRET": SECRET},
+    )
+    assert from_env.exit_code == 0, from_env.output
+    assert decrypt(load_settings(), channels_of(engine, 3)[0].secret_encrypted) == SECRET
+    missing = run("add", "Ed", "--apprise-file", "env:NOT_SET_ANYWHERE")
+    assert missing.exit_code == 1 and "NOT_SET_ANYWHERE" in missing.output
 
 
 @pytest.mark.parametrize(

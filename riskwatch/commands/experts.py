@@ -7,6 +7,7 @@ reads either from standard input (a pipe or a prompt).
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -28,7 +29,14 @@ from riskwatch.timeutil import iso_utc
 
 
 def _read_secret_source(path: str, what: str) -> str:
-    """The text of ``path``; ``-`` is standard input (prompted when it is a terminal)."""
+    """The text of ``path``; ``-`` is standard input (prompted when it is a terminal) and
+    ``env:NAME`` the environment variable NAME."""
+    if path.startswith("env:"):
+        name = path[4:]
+        value = os.environ.get(name)
+        if not value:
+            raise ExpertError(f"environment variable {name} (for the {what}) is not set")
+        return value
     if path == "-":
         if sys.stdin.isatty():
             return click.prompt(what, hide_input=True)
@@ -57,14 +65,14 @@ def experts() -> None:
 @click.option(
     "--webhook-secret-file",
     default=None,
-    help="File holding the whsec_ secret ('-': standard input); default: generated "
-    "and printed once.",
+    help="File holding the whsec_ secret ('-': standard input, 'env:NAME': an environment "
+    "variable); default: generated and printed once.",
 )
 @click.option(
     "--apprise-file",
     default=None,
-    help="File with Apprise URLs, one per line ('-': standard input). URLs carry "
-    "tokens, so they are never given on the command line.",
+    help="File with Apprise URLs, one per line ('-': standard input, 'env:NAME': an "
+    "environment variable). URLs carry tokens, so they are never given on the command line.",
 )
 @click.option(
     "--language", default="en", show_default=True, help="Message language: en, fr, es or ar."
