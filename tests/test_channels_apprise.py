@@ -116,3 +116,27 @@ def test_capture_writes_one_file_per_notification_and_overwrites_on_retry(tmp_pa
     assert document["recipient"] == "expert-fr" and document["subject"].startswith("[riskwatch]")
     assert document["payload"]["alerts"][0]["pcode"] == "XD0709"
     assert "latitude" not in json.dumps(document) and "longitude" not in json.dumps(document)
+
+
+def test_sms_like_services_get_the_short_form() -> None:
+    """A service limited to one SMS (Apprise body_maxlen <= 160) receives the short form only."""
+    import apprise
+    from apprise.decorators import notify
+
+    from riskwatch.messages import sms_length
+
+    sent: list[tuple[str, str]] = []
+
+    @notify(on="rwtestsms", name="riskwatch test SMS gateway")
+    def _gateway(body: str, title: str, notify_type: str, *args: object, **kwargs: object) -> bool:
+        sent.append((title, body))
+        return True
+
+    plugin = apprise.Apprise.instantiate("rwtestsms://gateway/15550100")
+    type(plugin).body_maxlen = 160  # what Apprise's SMS services declare
+    AppriseTransport(allowed()).send(message("rwtestsms://gateway/15550100"))
+    assert len(sent) == 1
+    title, body = sent[0]
+    assert title == "" and body.startswith("CRITICAL: new hotspot, Kalomira XD0709")
+    length = sms_length(body)
+    assert length.encoding == "gsm7" and length.fits and "/ack/" in body
