@@ -45,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from riskwatch.ack_tokens import ack_url, make_ack_token
 from riskwatch.channels import make_transport
@@ -364,10 +364,10 @@ def _load_channels(
     ids = sorted(set(channel_ids))
     if not ids:
         return {}
-    rows = session.exec(
-        select(Channel, Expert.active)
-        .join(Expert, Expert.id == Channel.expert_id)
-        .where(Channel.id.in_(ids))  # type: ignore[union-attr]
+    rows = session.execute(
+        select(Channel, col(Expert.active))
+        .join(Expert, col(Expert.id) == col(Channel.expert_id))
+        .where(col(Channel.id).in_(ids))
     ).all()
     return {channel.id: _ChannelInfo(channel, bool(active), settings) for channel, active in rows}
 
@@ -776,7 +776,7 @@ def _plan(
     query = (
         select(Notification)
         .where(_due_condition(current, claim_timeout))
-        .order_by(Notification.next_attempt_at, Notification.id)
+        .order_by(col(Notification.next_attempt_at), col(Notification.id))
     )
     if limit is not None:
         query = query.limit(limit)
@@ -791,7 +791,7 @@ def _plan(
             blocked = channel.blocked
         result.planned.append(
             PlannedMessage(
-                notification_id=notification.id,
+                notification_id=notification.id or 0,
                 idempotency_key=notification.idempotency_key,
                 kind=notification.kind,
                 expert_id=notification.expert_id,

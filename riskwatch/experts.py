@@ -21,7 +21,7 @@ from datetime import date, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from riskwatch.channels.base import PermanentError, check_outbound_url
 from riskwatch.channels.webhook import secret_key_bytes
@@ -250,7 +250,8 @@ def add_expert(
             )
             for area in deployed
         ]
-        session.add_all(channel_rows + deployment_rows)
+        session.add_all(channel_rows)
+        session.add_all(deployment_rows)
         session.flush()
         session.add(
             AuditEvent(
@@ -276,7 +277,7 @@ def add_expert(
 
 def list_experts(session: Session, *, include_inactive: bool = False) -> list[ExpertView]:
     """Experts with redacted channels, channel health and deployments, by id."""
-    query = select(Expert).order_by(Expert.id)
+    query = select(Expert).order_by(col(Expert.id))
     if not include_inactive:
         query = query.where(Expert.active == True)  # noqa: E712 - SQL comparison
     experts = list(session.exec(query).all())
@@ -284,7 +285,7 @@ def list_experts(session: Session, *, include_inactive: bool = False) -> list[Ex
     ids = [e.id for e in experts]
     channels = (
         session.exec(
-            select(Channel).where(Channel.expert_id.in_(ids)).order_by(Channel.id)  # type: ignore[union-attr]
+            select(Channel).where(col(Channel.expert_id).in_(ids)).order_by(col(Channel.id))
         ).all()
         if ids
         else []
@@ -292,9 +293,9 @@ def list_experts(session: Session, *, include_inactive: bool = False) -> list[Ex
     deployments = (
         session.exec(
             select(Deployment, Area)
-            .join(Area, Area.pcode == Deployment.area_pcode)
-            .where(Deployment.expert_id.in_(ids))
-            .order_by(Deployment.id)  # type: ignore[union-attr]
+            .join(Area, col(Area.pcode) == col(Deployment.area_pcode))
+            .where(col(Deployment.expert_id).in_(ids))
+            .order_by(col(Deployment.id))
         ).all()
         if ids
         else []
@@ -415,9 +416,9 @@ def deployed_expert_ids(session: Session, area_pcode: str, *, on: date) -> list[
     """Active experts with a deployment, valid on ``on``, to the area or one of its ancestors."""
     lineage = area_lineage(session, area_pcode)
     rows = session.exec(
-        select(Deployment.expert_id, Deployment.starts_on, Deployment.ends_on)
-        .join(Expert, Expert.id == Deployment.expert_id)
-        .where(Deployment.area_pcode.in_(lineage), Expert.active == True)  # type: ignore[attr-defined]  # noqa: E712
+        select(col(Deployment.expert_id), col(Deployment.starts_on), col(Deployment.ends_on))
+        .join(Expert, col(Expert.id) == col(Deployment.expert_id))
+        .where(col(Deployment.area_pcode).in_(lineage), col(Expert.active).is_(True))
     ).all()
     return sorted(
         {

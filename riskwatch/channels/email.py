@@ -51,7 +51,10 @@ def build_email(message: OutgoingMessage, from_address: str) -> EmailMessage:
     # Content-* headers are set last: set_content/add_alternative move or drop earlier ones.
     email["Content-Language"] = message.rendered.language
     if message.map_png:
-        html_part = email.get_payload()[1]
+        alternatives = email.get_payload()
+        assert isinstance(alternatives, list)
+        html_part = alternatives[1]
+        assert isinstance(html_part, EmailMessage)
         html_part.add_related(
             message.map_png,
             maintype="image",

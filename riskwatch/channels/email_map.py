@@ -14,7 +14,7 @@ from typing import Any
 import geopandas as gpd
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from riskwatch.config import Settings
 from riskwatch.db.models import Area, AreaScore, ScoreRun
@@ -30,9 +30,9 @@ def _latest_classes(session: Session, pcodes: list[str]) -> dict[str, str]:
     if run_id is None or not pcodes:
         return {}
     rows = session.exec(
-        select(AreaScore.area_pcode, AreaScore.period, AreaScore.risk_class).where(
-            AreaScore.run_id == run_id, AreaScore.area_pcode.in_(pcodes)
-        )  # type: ignore[attr-defined]
+        select(col(AreaScore.area_pcode), col(AreaScore.period), col(AreaScore.risk_class)).where(
+            AreaScore.run_id == run_id, col(AreaScore.area_pcode).in_(pcodes)
+        )
     ).all()
     latest: dict[str, tuple[Any, str]] = {}
     for pcode, period, risk_class in rows:

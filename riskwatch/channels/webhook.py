@@ -215,8 +215,11 @@ class WebhookTransport:
         if connection is None:
             factory = _HTTPSConnection if scheme == "https" else _HTTPConnection
             connection = factory(host, port, timeout=self._timeout)
-            connection._create_connection = partial(  # type: ignore[attr-defined]
-                _guarded_connect, allow_private_addresses=self._allow_private
+            # Every connection (and reconnection) checks the addresses it connects to.
+            setattr(  # noqa: B010 - a private hook of http.client, set like riskwatch.fetch
+                connection,
+                "_create_connection",
+                partial(_guarded_connect, allow_private_addresses=self._allow_private),
             )
             self._connections[key] = connection
         return connection
