@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from riskwatch.channels.testing import WebhookReceiver
+from riskwatch.cli import cli
 from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import make_engine, session_scope
 from riskwatch.db.migrate import upgrade
@@ -385,6 +387,11 @@ def test_410_gone_disables_the_channel_and_later_notifications_are_not_sent(
         ).one()
     assert event.object_id == str(channel_id) and "410" in event.detail["error"]
     assert SECRET not in str(event.detail)
+    listing = CliRunner().invoke(
+        cli, ["experts", "list"], env={"RISKWATCH_DATABASE_URL": settings.database_url}
+    )
+    assert listing.exit_code == 0, listing.output
+    assert "DISABLED since" in listing.output and "410" in listing.output
 
     receiver.always(None)
     second = enqueue(engine, expert_id, channel_id, [make_alert(engine)])
