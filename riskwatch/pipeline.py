@@ -44,7 +44,15 @@ from riskwatch.config import Settings
 from riskwatch.db.engine import session_scope
 from riskwatch.db.models import IngestBatch, Source
 from riskwatch.fetch import is_url
-from riskwatch.jobs import FAILED, SKIPPED, SUCCEEDED, WARNING, describe_error, recorded_job
+from riskwatch.jobs import (
+    FAILED,
+    INTERRUPTED,
+    SKIPPED,
+    SUCCEEDED,
+    WARNING,
+    describe_error,
+    recorded_job,
+)
 from riskwatch.source_registry import SourceSpec, configured_sources
 from riskwatch.timeutil import iso_utc, to_utc, utcnow
 
@@ -102,6 +110,7 @@ class CycleReport:
     sources: list[SourceOutcome] = field(default_factory=list)
     stages: list[StageReport] = field(default_factory=list)
     completed: bool = True
+    interrupted: bool = False  # a shutdown stopped the cycle between two stages
     ping: str | None = None
     notification_ids: list[int] = field(default_factory=list)
 
@@ -330,7 +339,11 @@ def run_cycle(
         if report.completed and settings.scheduler.ping_url:
             report.ping = ping(settings)
         job.counts = {**(job_counts or {}), **report.summary_counts()}
-        if not report.completed:
+        if report.interrupted:
+            job.status = INTERRUPTED
+            job.error = "stopped by a shutdown after the stage " + (
+                report.stages[-1].name if report.stages else "start")
+        elif not report.completed:
             failed = [s.name for s in report.stages if s.status == FAILED]
             job.status, job.error = FAILED, f"stages failed: {', '.join(failed)}"
         elif report.failed_sources:
@@ -366,12 +379,19 @@ def _cycle(
     if dry_run:
         ingest.status = "would run"
     report.stages.append(ingest)
-    if stop is not None and stop.is_set():
-        report.completed = False
-        return
 
+    def stopping() -> bool:
+        """A shutdown was requested: the current stage is done, the next ones do not start."""
+        if stop is not None and stop.is_set():
+            report.completed, report.interrupted = False, True
+        return report.interrupted
+
+    if stopping():
+        return
     # 2. source health (stale sources raise the "stale data" condition)
     report.stages.append(_health_stage(engine, now, dry_run))
+    if stopping():
+        return
 
     # 3. score when anything changed since the last score run
     say("Checking whether a score run is due")
@@ -379,6 +399,8 @@ def _cycle(
     report.stages.append(score_stage)
     if score_stage.status == FAILED:
         report.completed = False
+    if stopping():
+        return
 
     # 4. alerts (skipped when scoring failed: they would judge the previous run again)
     evaluation = None
@@ -392,11 +414,15 @@ def _cycle(
             report.completed = False
         if evaluation is not None:
             report.notification_ids = list(getattr(evaluation, "notification_ids", []) or [])
+    if stopping():
+        return
 
     # 5. escalation of unacknowledged alerts
     report.stages.append(_escalation_stage(engine, settings, now, dry_run))
     if report.stages[-1].status == FAILED:
         report.completed = False
+    if stopping():
+        return
 
     # 6. wait out the group wait, then dispatch
     send_after = getattr(evaluation, "send_after", None) if evaluation is not None else None
@@ -413,6 +439,8 @@ def _cycle(
                 stop.wait(seconds)
             else:
                 time.sleep(seconds)
+    if stopping():
+        return
     say("Dispatching due notifications")
     stage = _dispatch_stage(engine, settings, dispatch_now, dry_run)
     report.stages.append(stage)

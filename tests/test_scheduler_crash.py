@@ -76,9 +76,23 @@ def _scheduler_child(env: dict[str, str], cwd: str, log: str) -> None:
 
 def _fork_scheduler(env: dict[str, str], cwd: Path, log: Path) -> multiprocessing.Process:
     context = multiprocessing.get_context("fork")
-    process = context.Process(target=_scheduler_child, args=(env, str(cwd), str(log)))
+    process = context.Process(target=_scheduler_child, args=(env, str(cwd), str(log)),
+                              daemon=True)
     process.start()
+    _children.append(process)
     return process
+
+
+_children: list[multiprocessing.Process] = []
+
+
+def _kill_children() -> None:
+    """Never leave a scheduler behind when a test fails."""
+    while _children:
+        process = _children.pop()
+        if process.is_alive():
+            process.kill()
+            process.join(10)
 
 
 def _running_stage(db: Db, pid: int) -> str:
@@ -158,4 +172,58 @@ def test_sigkill_at_random_points_never_leaves_partial_data(
         assert killed_during.get("score", 0) >= 2, killed_during
         assert "Traceback" not in log.read_text()
     finally:
+        _kill_children()
+        db.dispose()
+
+
+def test_sigterm_finishes_or_rolls_back_the_step_and_releases_the_lease(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    sources = scenario(tmp_path / "sources")
+    log = tmp_path / "scheduler.log"
+    db = Db(database_url)
+
+    def wait_running(pid: int, jobs: tuple[str, ...]) -> None:
+        wait_for(lambda: db.all(select(JobRun.id).where(
+            col(JobRun.job).in_(jobs), JobRun.pid == pid, JobRun.status == "running")),
+            30, what=f"{jobs} to start", interval=0.02)
+
+    try:
+        # With time to finish: the running ingest completes, no later stage starts, the
+        # cycle is recorded as interrupted, the lease is released, exit code 0.
+        env = env_for(database_url, sources, tmp_path / "data", pipeline_interval_seconds=3600,
+                      heartbeat_seconds=1, lease_seconds=10, shutdown_grace_seconds=60)
+        child = _fork_scheduler(env, tmp_path, log)
+        wait_running(child.pid, ("ingest:xdm-dtm",))  # type: ignore[arg-type]
+        os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        child.join(60)
+        assert child.exitcode == 0, log.read_text()[-3000:]
+        runs = {r.job: r.status for r in db.runs() if r.pid == child.pid}
+        assert runs["ingest:xdm-dtm"] == "succeeded"
+        assert runs["pipeline"] == "interrupted" and "score" not in runs
+        assert runs["scheduler"] == "succeeded"
+        assert db.lease() is None and "Lease released" in log.read_text()
+        assert_consistent(db)
+
+        # Without time to finish (grace 0): the process leaves at once, the open transaction
+        # is rolled back, its run is marked interrupted, the lease is still released.
+        scale_dtm(sources.parent / "dtm_admin2.csv", 1.5)
+        env["RISKWATCH_SCHEDULER__SHUTDOWN_GRACE_SECONDS"] = "0"
+        # A changed interval is a changed job: it runs at once instead of in an hour.
+        env["RISKWATCH_SCHEDULER__PIPELINE_INTERVAL_SECONDS"] = "3599"
+        child = _fork_scheduler(env, tmp_path, log)
+        wait_running(child.pid, ("ingest:xdm-dtm", "score"))  # type: ignore[arg-type]
+        time.sleep(0.1)
+        os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        child.join(60)
+        assert child.exitcode in (0, 1), log.read_text()[-3000:]
+        assert db.lease() is None
+        assert [r for r in db.runs() if r.status == "running"] == []
+        assert_consistent(db)
+        assert "Traceback" not in log.read_text()
+    finally:
+        _kill_children()
         db.dispose()
