@@ -42,13 +42,15 @@ class LeaseHeld(RiskwatchError):
     def __init__(self, lease: SchedulerLease, now: datetime) -> None:
         self.lease = lease
         age = (now - to_utc(lease.heartbeat_at)).total_seconds()
+        stalled = (" Its lease expired but its process is still alive on this host: it is not "
+                   "replaced while it lives." if to_utc(lease.expires_at) <= now else "")
         super().__init__(
             f"another scheduler is already running on this database: host {lease.host}, "
             f"pid {lease.pid}, since {iso_utc(lease.acquired_at)}, last heartbeat "
             f"{iso_utc(lease.heartbeat_at)} ({age:.0f} s ago), lease expires "
             f"{iso_utc(lease.expires_at)}. Only one scheduler may run per database; stop that "
             "one first (its lease is released on SIGTERM, or expires within a minute of its "
-            "last heartbeat)."
+            "last heartbeat)." + stalled
         )
 
 
@@ -154,12 +156,17 @@ def acquire(engine: Engine, holder: Holder, lease_seconds: int,
         if existing is None:  # released between our insert and this read: try again
             return acquire(engine, holder, lease_seconds, now)
         seen = _copy(existing)
+    alive = holder_alive(seen)
     if seen.holder_id == holder.id:
         reason = "ours"
+    elif alive is False:
+        reason = "holder process gone"
+    elif alive is True:
+        # On this host a live holder is never replaced, even with an expired lease: it may
+        # only be slow to renew it (e.g. waiting for a database lock); two must never run.
+        raise LeaseHeld(seen, now)
     elif to_utc(seen.expires_at) <= now:
         reason = "expired"
-    elif holder_alive(seen) is False:
-        reason = "holder process gone"
     else:
         raise LeaseHeld(seen, now)
     # Compare-and-swap on the holder we saw: if two schedulers race for a dead holder's lease,
@@ -229,10 +236,12 @@ def describe_lease(lease: SchedulerLease | None, now: datetime | None = None) ->
     if lease is None:
         return None
     now = now or utcnow()
-    if to_utc(lease.expires_at) <= now:
-        state = "expired (scheduler presumed dead)"
-    elif holder_alive(lease) is False:
+    alive = holder_alive(lease)
+    if alive is False:
         state = "holder process gone (a new scheduler takes over at once)"
+    elif to_utc(lease.expires_at) <= now:
+        state = ("expired, but its process is alive on this host (stalled?)" if alive
+                 else "expired (scheduler presumed dead)")
     else:
         state = "running"
     return LeaseView(

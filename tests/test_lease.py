@@ -110,6 +110,10 @@ def test_a_live_holder_on_this_host_is_not_replaced(database_url: str) -> None:
         acquire(engine, holder, 30)
         with pytest.raises(LeaseHeld):
             acquire(engine, Holder.this_process(), 30)
+        # Even with an expired lease: alive on this host, it may only be slow to renew it.
+        with pytest.raises(LeaseHeld) as refused:
+            acquire(engine, Holder.this_process(), 30, now=utcnow() + timedelta(minutes=5))
+        assert "still alive on this host" in str(refused.value)
     finally:
         alive.kill()
         alive.wait()
