@@ -64,7 +64,7 @@ def test_dry_run_writes_nothing_and_a_failing_source_leaves_the_others_running(
 
     dry = invoke(database_url, sources, "run", "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert dry.output.count("would ingest") == 6 and "never ingested" in dry.output
+    assert dry.output.count("would ingest") == 7 and "never ingested" in dry.output
     assert "Dry run: nothing was written" in dry.output
     assert table_counts(database_url) == before
 
@@ -86,6 +86,8 @@ def test_dry_run_writes_nothing_and_a_failing_source_leaves_the_others_running(
             assert rows[ok].last_success_at is not None and rows[ok].last_error is None
             assert rows[ok].last_attempt_at is not None
         assert health["xdm-missing"].status == "failing"
+        assert health["xdm-url"].status == "failing"
+        assert "private" in (rows["xdm-url"].last_error or "")
         # The DTM data ends in April 2026 and declares a 30-day cadence: stale.
         assert health["xdm-dtm"].stale and rows["xdm-dtm"].stale_since is not None
         assert "expected every 30 days" in health["xdm-dtm"].stale_reason
@@ -94,6 +96,7 @@ def test_dry_run_writes_nothing_and_a_failing_source_leaves_the_others_running(
         assert {"XDM", "XD08", "XD0806"} <= stale_areas and len(stale_areas) > 200
         statuses = {r.job: r.status for r in db.runs()}
         assert statuses["ingest:xdm-missing"] == "failed"
+        assert statuses["ingest:xdm-url"] == "failed"
         assert statuses["ingest:xdm-dtm"] == "succeeded"
         assert statuses["score"] == "succeeded"
         assert statuses["source-health"] == "warning"  # the administrators' stale-data condition

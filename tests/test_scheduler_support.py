@@ -62,8 +62,10 @@ def scenario(directory: Path, *, failing: bool = False, dtm_scale: float | None 
              extra: str = "", cadence: int | None = None) -> Path:
     """Copy the demo scenario into ``directory`` and declare it in a sources.toml there.
 
-    ``failing`` adds a source whose file does not exist; ``dtm_scale`` rewrites the DTM figures
-    (new values: a new batch and a new score run); ``cadence`` sets expected_cadence_days.
+    ``failing`` adds a source whose file does not exist and one whose URL is refused (a
+    loopback address, without allow_private_addresses: no connection is even tried);
+    ``dtm_scale`` rewrites the DTM figures (new values: a new batch and a new score run);
+    ``cadence`` sets expected_cadence_days.
     Returns the sources.toml path.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,11 @@ id = "xdm-missing"
 kind = "dtm"
 location = "no-such-file.csv"
 expected_cadence_days = 30
+
+[[source]]
+id = "xdm-url"
+kind = "dtm"
+location = "http://127.0.0.1:9/dtm.csv"
 """
     path = directory / "sources.toml"
     path.write_text(text_ + extra, encoding="utf-8")
