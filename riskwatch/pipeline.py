@@ -180,8 +180,11 @@ def source_due(spec: SourceSpec, history: _History | None, now: datetime) -> tup
     if history is None or history.last_attempt is None:
         return True, "never ingested"
     last = history.last_attempt
+    # A failure (download, reader crash, storage) is retried every cycle; a refused input
+    # (bad rows, personal data) is not: the same input would be refused again.
     if history.last_status == "failed" or (
-        history.last_error_at is not None and history.last_error_at >= last
+        history.last_status != "refused" and history.last_error_at is not None
+        and history.last_error_at >= last
     ):
         return True, f"retrying: the last attempt ({iso_utc(last)}) failed"
     if spec.is_scheduled:

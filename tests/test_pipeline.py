@@ -30,7 +30,7 @@ from riskwatch.pipeline import _History, run_cycle, source_due
 from riskwatch.retention import apply_retention
 from riskwatch.source_health import source_health, stale_area_pcodes
 from riskwatch.source_registry import SourceSpec, load_sources
-from riskwatch.timeutil import utcnow
+from riskwatch.timeutil import iso_utc, utcnow
 from tests.test_scheduler_support import Db, assert_consistent, scenario
 
 pytestmark = pytest.mark.db
@@ -258,6 +258,11 @@ def test_when_a_source_is_due(tmp_path: Path) -> None:
     failed = _History(last_attempt=now - timedelta(minutes=1), last_status="failed",
                       last_error_at=now - timedelta(minutes=1))
     assert source_due(utc, failed, now)[1].startswith("retrying")
+    # A refused input is not retried as such: the same file would be refused again.
+    refused = _History(last_attempt=utcnow() + timedelta(minutes=1), last_status="refused",
+                       last_error_at=utcnow() + timedelta(minutes=1))
+    assert source_due(_spec(tmp_path), refused, now) == (
+        False, f"file unchanged since {iso_utc(refused.last_attempt)}")
     # Unscheduled file: due when it changed since the last attempt.
     unscheduled = _spec(tmp_path)
     assert source_due(unscheduled, _History(utcnow() + timedelta(minutes=1), "succeeded", None),
