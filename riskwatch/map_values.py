@@ -333,6 +333,16 @@ class Attribution:
 
 
 def source_attributions(session: Session) -> list[Attribution]:
-    """Every source the store holds data from, for the map's attribution line."""
+    """Every source the store holds data from, for the map's attribution line.
+
+    Sources that credit the same title, attribution and licence share one line (``id1, id2``),
+    so a publisher with several files is named once.
+    """
     rows = session.exec(select(Source).order_by(col(Source.id))).all()
-    return [Attribution(row.id, row.title, row.attribution, row.licence) for row in rows]
+    grouped: dict[tuple[str | None, str | None, str | None], list[str]] = {}
+    for row in rows:
+        grouped.setdefault((row.title, row.attribution, row.licence), []).append(row.id)
+    return [
+        Attribution(", ".join(ids), title, attribution, licence)
+        for (title, attribution, licence), ids in grouped.items()
+    ]
