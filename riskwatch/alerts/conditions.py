@@ -318,10 +318,13 @@ def _risk(
         reopen_ok = score.risk is not None and score.risk >= bound + rule.refire_margin
         severity = rule.severity_by_class.get(score.risk_class, rule.severity)
         was = previous.risk_class if previous is not None else "no earlier class"
+        # On a first evaluation a high class fires whatever came before (CONTRACTS), so the
+        # summary says why rather than suggesting that the class rose.
+        why = f"first evaluation, previous round {was}" if first else f"was {was}"
         summary = (
-            f"risk class {score.risk_class} (was {was}), risk {score.risk:.1f}/10"
+            f"risk class {score.risk_class} ({why}), risk {score.risk:.1f}/10"
             if score.risk is not None
-            else f"risk class {score.risk_class}"
+            else f"risk class {score.risk_class} ({why})"
         )
         out.append(
             Condition(
