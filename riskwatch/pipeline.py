@@ -450,6 +450,28 @@ def _cycle(
     if stage.status == FAILED:
         report.completed = False
 
+    # 7. after a score run (boundaries or data changed), prepare the map's geometry so that the
+    # first visitor does not wait for the simplification; last, so that alerts never wait for it.
+    if score_stage.status == SUCCEEDED and not stopping():
+        say("Preparing the map's geometry")
+        report.stages.append(_map_cache_stage(engine, settings))
+
+
+def _map_cache_stage(engine: Engine, settings: Settings) -> StageReport:
+    """Warm the map's geometry cache; a failure is a warning, never an incomplete cycle."""
+    from riskwatch.jobs import record_job_run
+    from riskwatch.map_geometry import CACHE_FOLDER, GeometryCache, warm_cache
+
+    try:
+        counts = warm_cache(engine, GeometryCache(settings.resolved_data_dir / CACHE_FOLDER))
+    except Exception as error:  # noqa: BLE001 - the dashboard builds it on demand instead
+        stage = StageReport("map-cache", WARNING, error=describe_error(error))
+    else:
+        stage = StageReport("map-cache", SUCCEEDED, counts=counts)
+    stage.job_run_id = record_job_run(engine, "map-cache", stage.status, counts=stage.counts,
+                                      error=stage.error)
+    return stage
+
 
 def _health_stage(engine: Engine, now: datetime | None, dry_run: bool) -> StageReport:
     from riskwatch.jobs import record_job_run

@@ -4,6 +4,7 @@ ping URL, due rules and retention (real database, real files, a real HTTP server
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from riskwatch.db.models import (
     Notification,
     Source,
 )
+from riskwatch.map_geometry import CACHE_FOLDER, GeometryCache, warm_cache
 from riskwatch.pipeline import _History, run_cycle, source_due
 from riskwatch.retention import apply_retention
 from riskwatch.source_health import source_health, stale_area_pcodes
@@ -101,6 +103,11 @@ def test_dry_run_writes_nothing_and_a_failing_source_leaves_the_others_running(
         assert statuses["score"] == "succeeded"
         assert statuses["source-health"] == "warning"  # the administrators' stale-data condition
         assert statuses["run"] == "warning"
+        # After the score run the map's first-render geometry is on disk: the dashboard reads
+        # it back without simplifying again.
+        assert statuses["map-cache"] == "succeeded"
+        cache = GeometryCache(Path(os.environ["RISKWATCH_DATA_DIR"]) / CACHE_FOLDER)
+        assert warm_cache(db.engine, cache)["built"] == 0 and cache.disk_hits >= 2
         stale_events = db.all(select(AuditEvent).where(AuditEvent.action == "source_stale"))
         assert [e.object_id for e in stale_events] == ["xdm-dtm"]
         assert_consistent(db)
