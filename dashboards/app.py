@@ -1,12 +1,12 @@
 """The dashboard: a Flask server with the access gate, hosting the Dash app.
 
 Routes (CONTRACTS.md, "Web routes"): the pages ``/`` (map), ``/area/<pcode>``, ``/alerts``,
-``/health``, ``/exports`` and ``/users`` (the Dash app; a role that may not open a page gets a
-403 page), ``/download/<what>`` (exports), ``/login``, ``/logout``, ``/healthz``, the map's
-data routes and Dash's own routes, all behind the gate of :mod:`dashboards.auth`. The one
-exception is ``/ack/<token>`` (:mod:`dashboards.ack`), where the signed token is the
+``/health``, ``/exports``, ``/users`` and ``/experts`` (the Dash app; a role that may not open a
+page gets a 403 page), ``/download/<what>`` (exports), ``/login``, ``/logout``, ``/healthz``,
+the map's data routes and Dash's own routes, all behind the gate of :mod:`dashboards.auth`. The
+one exception is ``/ack/<token>`` (:mod:`dashboards.ack`), where the signed token is the
 credential. The app writes only people's actions: logins, acknowledgements, silences,
-approvals, and the audit trail of downloads.
+approvals, changes to experts' deployments and channels, and the audit trail of downloads.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _install_security_headers(server: Flask, dash_app: dash.Dash) -> None:
 
 
 #: Pages besides "/" and "/area/<pcode>" (their roles: dashboards.auth.PAGE_ROLES).
-PAGE_PATHS = ("/alerts", "/health", "/exports", "/users")
+PAGE_PATHS = ("/alerts", "/health", "/exports", "/users", "/experts")
 
 
 def _forbidden_page(path: str) -> Response:

@@ -74,7 +74,7 @@ STYLESHEET_PATH = "/assets/riskwatch.css"
 # loads; other assets and Dash's bundles need a session like every other route.
 PUBLIC_PATHS = frozenset({LOGIN_PATH, HEALTH_PATH, STYLESHEET_PATH})
 # HTML pages of the dashboard: without a session they redirect to the login page.
-PAGE_PATH = re.compile(r"/(?:area/[^/]+|alerts|health|exports|users)?")
+PAGE_PATH = re.compile(r"/(?:area/[^/]+|alerts|health|exports|users|experts)?")
 
 #: Who may open which page (the page callback and the Flask route both check it).
 ALL_ROLES: frozenset[str] = frozenset({"coordinator", "expert", "analyst", "admin"})
@@ -85,6 +85,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "/health": frozenset({"coordinator", "admin"}),
     "/exports": frozenset({"coordinator", "analyst", "admin"}),
     "/users": frozenset({"admin"}),
+    "/experts": frozenset({"admin"}),
 }
 #: Who may download exports (the download route checks role and country scope).
 DOWNLOAD_ROLES: frozenset[str] = PAGE_ROLES["/exports"]

@@ -8,6 +8,7 @@ answers 403 to what the user may not do, whatever the page showed them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,9 +29,11 @@ from dashboards.auth import (
 )
 from dashboards.map_page import map_page_content
 from dashboards.pages import alerts as alerts_page
+from dashboards.pages import experts as experts_page
 from dashboards.pages import exports as exports_page
 from dashboards.pages import health as health_page
 from dashboards.pages import users as users_page
+from riskwatch.config import Settings
 
 AREA_PREFIX = "/area/"
 
@@ -66,6 +69,8 @@ def render_page(db: Session, user: CurrentUser, pathname: str | None) -> tuple[A
         content = exports_page.exports_page(user, exports_page.exports_page_data(db, user))
     elif path == "/users":
         content = users_page.users_page(users_page.users_page_data(db))
+    elif path == "/experts":
+        content = experts_page.experts_page(experts_page.experts_page_data(db, user))
     else:
         content = layout.not_found_page(path)
     current = "/area" if path.startswith(AREA_PREFIX) else path
@@ -106,6 +111,26 @@ def export_link_for(user: CurrentUser, what: str | None, export_format: str | No
         raise alerts_page.Forbidden("the exports page is not for this role")
     href, text = exports_page.export_link(user, what, export_format, country, level)
     return href or "", text
+
+
+def experts_from_form(
+    engine: Engine, settings: Settings, user: CurrentUser, triggered: Any,
+    values: Sequence[Any],
+) -> tuple[Any, ...]:
+    """The experts page's callback: the role first, then the action of the pressed button.
+
+    ``values`` are the callback's arguments: the clicks of the four buttons (ACTIONS order),
+    then the forms' fields (ExpertsForm order). Raises Forbidden (answered 403) for any role
+    but admin, PreventUpdate when no button was pressed.
+    """
+    experts_page.check_role(user)
+    if triggered not in experts_page.ACTIONS:
+        raise PreventUpdate
+    clicks = values[: len(experts_page.ACTIONS)]
+    if not clicks[experts_page.ACTIONS.index(triggered)]:
+        raise PreventUpdate
+    form = experts_page.ExpertsForm(*values[len(experts_page.ACTIONS):])
+    return experts_page.experts_action(engine, settings, user, triggered, form)
 
 
 def register_callbacks(dash_app: dash.Dash, engine: Engine) -> None:
@@ -171,6 +196,34 @@ def register_callbacks(dash_app: dash.Dash, engine: Engine) -> None:
             raise PreventUpdate
         try:
             return alerts_page.approve_as(engine, web_context().settings, user, alert_id)
+        except alerts_page.Forbidden:
+            abort(403)
+
+    @dash_app.callback(
+        *(Output(result, "children") for result in experts_page.RESULT_IDS),
+        Output("experts-list", "children"),
+        Output("deploy-expert", "options"),
+        Output("end-deployment", "options"),
+        Output("reenable-channel", "options"),
+        Output("deactivate-expert", "options"),
+        Input(experts_page.ADD_DEPLOYMENT, "n_clicks"),
+        Input(experts_page.END_DEPLOYMENT, "n_clicks"),
+        Input(experts_page.REENABLE_CHANNEL, "n_clicks"),
+        Input(experts_page.DEACTIVATE_EXPERT, "submit_n_clicks"),
+        State("deploy-expert", "value"),
+        State("deploy-area", "value"),
+        State("deploy-from", "value"),
+        State("deploy-to", "value"),
+        State("end-deployment", "value"),
+        State("reenable-channel", "value"),
+        State("deactivate-expert", "value"),
+        prevent_initial_call=True,
+    )
+    def manage_experts(*values: Any) -> tuple[Any, ...]:
+        try:
+            return experts_from_form(
+                engine, web_context().settings, _user(), dash.ctx.triggered_id, values
+            )
         except alerts_page.Forbidden:
             abort(403)
 

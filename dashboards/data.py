@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from riskwatch.db.models import (
@@ -35,30 +34,6 @@ from riskwatch.observations import (
 from riskwatch.observations import observations_frame, preferred_values
 
 MAP_VARIABLE = "idps"
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """One ingest batch as listed on the overview."""
-
-    id: int
-    source_id: str
-    source_title: str | None
-    kind: str
-    status: str
-    rows_stored: int
-    rows_quarantined: int
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class DatabaseSummary:
-    """What the database holds, for the overview."""
-
-    is_demo: bool
-    areas_by_level: dict[int, int]
-    observations_by_variable: dict[str, int]
-    recent_batches: list[BatchSummary]
 
 
 @dataclass(frozen=True)
@@ -90,67 +65,6 @@ def is_demo_database(session: Session) -> bool:
     """Whether this is the synthetic demo database (Meta ``database_kind`` = ``demo``)."""
     meta = session.get(Meta, "database_kind")
     return meta is not None and meta.value == "demo"
-
-
-def areas_by_level(session: Session, countries: Sequence[str] | None = None) -> dict[int, int]:
-    """Number of areas per admin level, levels in ascending order."""
-    statement = select(Area.admin_level, func.count()).group_by(Area.admin_level)
-    allowed = _country_filter(countries)
-    if allowed:
-        statement = statement.where(col(Area.country_iso3).in_(allowed))
-    rows = session.exec(statement).all()
-    return {int(level): int(count) for level, count in sorted(rows)}
-
-
-def current_observations_by_variable(
-    session: Session, countries: Sequence[str] | None = None
-) -> dict[str, int]:
-    """Number of current (not superseded) observations per variable, by variable name."""
-    statement = (
-        select(Observation.variable, func.count())
-        .where(col(Observation.superseded_at).is_(None))
-        .group_by(Observation.variable)
-    )
-    allowed = _country_filter(countries)
-    if allowed:
-        statement = statement.join(Area, col(Area.pcode) == col(Observation.area_pcode)).where(
-            col(Area.country_iso3).in_(allowed)
-        )
-    rows = session.exec(statement).all()
-    return {str(variable): int(count) for variable, count in sorted(rows)}
-
-
-def recent_batches(session: Session, limit: int = 10) -> list[BatchSummary]:
-    """The latest ingest batches, newest first, with their source's title."""
-    statement = (
-        select(IngestBatch, Source.title)
-        .join(Source, col(Source.id) == col(IngestBatch.source_id))
-        .order_by(col(IngestBatch.started_at).desc(), col(IngestBatch.id).desc())
-        .limit(limit)
-    )
-    return [
-        BatchSummary(
-            id=int(batch.id or 0),
-            source_id=batch.source_id,
-            source_title=title,
-            kind=batch.kind,
-            status=batch.status,
-            rows_stored=batch.rows_stored,
-            rows_quarantined=batch.rows_quarantined,
-            finished_at=batch.finished_at,
-        )
-        for batch, title in session.exec(statement).all()
-    ]
-
-
-def database_summary(session: Session, countries: Sequence[str] | None = None) -> DatabaseSummary:
-    """Everything the overview lists about the database's contents."""
-    return DatabaseSummary(
-        is_demo=is_demo_database(session),
-        areas_by_level=areas_by_level(session, countries),
-        observations_by_variable=current_observations_by_variable(session, countries),
-        recent_batches=recent_batches(session),
-    )
 
 
 def _visible_area(session: Session, pcode: str, countries: Sequence[str] | None) -> Area | None:

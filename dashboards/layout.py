@@ -19,7 +19,6 @@ from dashboards.data import (
     AlertSummary,
     AreaDetail,
     AreaScoreSummary,
-    DatabaseSummary,
     HotspotPoint,
     LineageRow,
 )
@@ -66,6 +65,7 @@ NAVIGATION: tuple[tuple[str, str], ...] = (
     ("/health", "Data health"),
     ("/exports", "Exports"),
     ("/users", "Users"),
+    ("/experts", "Experts"),
 )
 
 
@@ -116,53 +116,6 @@ def _table(caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) 
             html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
         ],
     )
-
-
-def summary_section(summary: DatabaseSummary) -> html.Section:
-    """Tables of what the database holds: areas, current observations, latest ingests."""
-    children: list[Any] = [html.H2("What the database holds")]
-    if summary.areas_by_level:
-        children.append(
-            _table(
-                "Areas by admin level",
-                ["admin level", "areas"],
-                [(level, f"{count:,}") for level, count in summary.areas_by_level.items()],
-            )
-        )
-    else:
-        children.append(html.P("No areas loaded yet."))
-    if summary.observations_by_variable:
-        children.append(
-            _table(
-                "Current observations by variable",
-                ["variable", "observations"],
-                [(name, f"{count:,}") for name, count in summary.observations_by_variable.items()],
-            )
-        )
-    else:
-        children.append(html.P("No observations loaded yet."))
-    if summary.recent_batches:
-        children.append(
-            _table(
-                "Latest ingest batches",
-                ["batch", "source", "kind", "status", "rows stored", "quarantined", "finished"],
-                [
-                    (
-                        batch.id,
-                        batch.source_title or batch.source_id,
-                        batch.kind,
-                        batch.status,
-                        f"{batch.rows_stored:,}",
-                        f"{batch.rows_quarantined:,}",
-                        iso_utc(batch.finished_at) or "not finished",
-                    )
-                    for batch in summary.recent_batches
-                ],
-            )
-        )
-    else:
-        children.append(html.P("No ingest batches yet."))
-    return html.Section(className="summary", children=children)
 
 
 def class_badge(risk_class: str | None) -> html.Span:

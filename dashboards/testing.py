@@ -40,9 +40,6 @@ JANUARY = date(2024, 1, 1)
 FEBRUARY = date(2024, 2, 1)
 
 SAMPLE_EXPECTED: dict[str, Any] = {
-    "areas_by_level": {0: 1, 1: 2, 2: 4},
-    # Current rows only: TST0102's first January version is superseded.
-    "observations_by_variable": {"idps": 8, "population": 1},
     # TST0101 in February: BA 150 + BA 50 over two operations (its SA 999 counts the same
     # people); TST0102 in February: only an SA value; TST0201: January only.
     "series_TST0101": [(JANUARY, 100.0), (FEBRUARY, 200.0)],

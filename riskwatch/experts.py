@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
@@ -395,6 +395,119 @@ def reenable_channel(engine: Engine, channel_id: int, *, actor: str) -> None:
                 object_id=str(channel_id),
             )
         )
+
+
+def _overlaps(
+    start_a: date | None, end_a: date | None, start_b: date | None, end_b: date | None
+) -> bool:
+    """Whether two date ranges (None: open-ended, both ends inclusive) share a day."""
+    return (start_a is None or end_b is None or start_a <= end_b) and (
+        start_b is None or end_a is None or start_b <= end_a
+    )
+
+
+def add_deployment(
+    engine: Engine,
+    expert_id: int,
+    area_pcode: str,
+    *,
+    starts_on: date | None = None,
+    ends_on: date | None = None,
+    actor: str,
+) -> DeploymentView:
+    """Deploy an active expert to a known area (covering its sub-areas) for a period.
+
+    Raises UsageError (dates reversed) or ExpertError (unknown or removed expert, unknown
+    area, a deployment of the same expert to the same area overlapping the period).
+    """
+    if starts_on and ends_on and ends_on < starts_on:
+        raise UsageError(f"the end {ends_on} is before the start {starts_on}")
+    with session_scope(engine) as session:
+        expert = session.get(Expert, expert_id)
+        if expert is None or not expert.active:
+            raise ExpertError(f"unknown expert id {expert_id}")
+        (area,) = _resolve_areas(session, [area_pcode])
+        for other in session.exec(
+            select(Deployment).where(
+                Deployment.expert_id == expert_id, Deployment.area_pcode == area.pcode
+            )
+        ).all():
+            if _overlaps(other.starts_on, other.ends_on, starts_on, ends_on):
+                raise ExpertError(
+                    f"{expert.name} is already deployed to {area.pcode} in that period "
+                    f"(deployment {other.id})"
+                )
+        deployment = Deployment(
+            expert_id=expert_id, area_pcode=area.pcode, starts_on=starts_on, ends_on=ends_on
+        )
+        session.add(deployment)
+        session.flush()
+        assert deployment.id is not None
+        session.add(
+            AuditEvent(
+                actor=actor,
+                action="deployment_added",
+                object_type="deployment",
+                object_id=str(deployment.id),
+                detail={
+                    "expert_id": expert_id,
+                    "area": area.pcode,
+                    "from": starts_on.isoformat() if starts_on else None,
+                    "to": ends_on.isoformat() if ends_on else None,
+                },
+            )
+        )
+        return DeploymentView(
+            id=deployment.id,
+            area_pcode=area.pcode,
+            area_name=area.name,
+            admin_level=area.admin_level,
+            starts_on=starts_on,
+            ends_on=ends_on,
+        )
+
+
+def end_deployment(
+    engine: Engine, deployment_id: int, *, actor: str, today: date | None = None
+) -> date | None:
+    """End a deployment now: its last day becomes yesterday, so it no longer covers today.
+
+    A deployment that has not started yet is removed instead (its period never comes). Returns
+    the new last day, or None when the deployment was removed. ExpertError for an unknown
+    deployment or one that has already ended.
+    """
+    day = today or utcnow().date()
+    last_day = day - timedelta(days=1)
+    with session_scope(engine) as session:
+        deployment = session.get(Deployment, deployment_id)
+        if deployment is None:
+            raise ExpertError(f"unknown deployment id {deployment_id}")
+        if deployment.ends_on is not None and deployment.ends_on < day:
+            raise ExpertError(
+                f"deployment {deployment_id} already ended on {deployment.ends_on.isoformat()}"
+            )
+        detail = {
+            "expert_id": deployment.expert_id,
+            "area": deployment.area_pcode,
+            "from": deployment.starts_on.isoformat() if deployment.starts_on else None,
+            "to": deployment.ends_on.isoformat() if deployment.ends_on else None,
+        }
+        not_started = deployment.starts_on is not None and deployment.starts_on > last_day
+        if not_started:
+            session.delete(deployment)
+        else:
+            deployment.ends_on = last_day
+            session.add(deployment)
+        session.add(
+            AuditEvent(
+                actor=actor,
+                action="deployment_removed" if not_started else "deployment_ended",
+                object_type="deployment",
+                object_id=str(deployment_id),
+                detail={**detail, "last_day": None if not_started else last_day.isoformat()},
+            )
+        )
+        return None if not_started else last_day
 
 
 def area_lineage(session: Session, pcode: str) -> list[str]:

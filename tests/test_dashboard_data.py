@@ -44,24 +44,6 @@ def _text(component: object) -> str:
     return json.dumps(component, default=lambda value: value.to_plotly_json(), ensure_ascii=False)
 
 
-def test_summary_counts(db: Session) -> None:
-    summary = data.database_summary(db)
-    assert summary.is_demo
-    assert summary.areas_by_level == SAMPLE_EXPECTED["areas_by_level"]
-    assert summary.observations_by_variable == SAMPLE_EXPECTED["observations_by_variable"]
-    assert [(b.source_id, b.status, b.rows_stored) for b in summary.recent_batches] == [
-        ("test-dtm", "succeeded", 9),
-        ("test-boundaries", "succeeded", 7),
-    ]
-    assert summary.recent_batches[0].source_title == "Test DTM"
-    assert summary.recent_batches[0].finished_at is not None
-
-
-def test_summary_respects_the_users_countries(db: Session) -> None:
-    assert data.areas_by_level(db, ["XYZ"]) == {2: 1}
-    assert data.current_observations_by_variable(db, ["xyz"]) == {"idps": 1}
-
-
 def test_assessment_types_are_not_added_together() -> None:
     assert data.combine_assessments([("SA", "", 5.0), ("BA", "a", 1.0), ("BA", "b", 2.0)]) == 3.0
     assert data.combine_assessments([("ETT", "", 4.0), ("SA", "", 6.0)]) == 6.0
@@ -139,10 +121,7 @@ def test_every_number_on_each_backend(database_url: str) -> None:
         with session_scope(engine) as session:
             add_sample_data(session, demo=True)
         with Session(engine) as session:
-            summary = data.database_summary(session)
-            assert summary.is_demo
-            assert summary.areas_by_level == SAMPLE_EXPECTED["areas_by_level"]
-            assert summary.observations_by_variable == SAMPLE_EXPECTED["observations_by_variable"]
+            assert data.is_demo_database(session)
             assert data.area_series(session, "TST0101") == SAMPLE_EXPECTED["series_TST0101"]
             assert data.area_series(session, "TST0102") == SAMPLE_EXPECTED["series_TST0102"]
             detail = data.area_detail(session, "TST01")

@@ -325,10 +325,11 @@ def test_a_scoped_admin_cannot_silence_another_country(database_url: str, db: Se
 @pytest.mark.parametrize(
     ("name", "allowed", "refused"),
     [
-        ("alice", ["/", "/alerts", "/health", "/exports", "/area/TST0101"], ["/users"]),
-        ("adam", ["/", "/alerts", "/health", "/exports", "/users"], []),
-        ("nina", ["/", "/alerts", "/exports"], ["/health", "/users"]),
-        ("ella", ["/", "/alerts"], ["/health", "/exports", "/users"]),
+        ("alice", ["/", "/alerts", "/health", "/exports", "/area/TST0101"],
+         ["/users", "/experts"]),
+        ("adam", ["/", "/alerts", "/health", "/exports", "/users", "/experts"], []),
+        ("nina", ["/", "/alerts", "/exports"], ["/health", "/users", "/experts"]),
+        ("ella", ["/", "/alerts"], ["/health", "/exports", "/users", "/experts"]),
     ],
 )
 def test_page_routes_by_role(app: Flask, name: str, allowed: list[str], refused: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The pages in headless Chromium: log in, the area page's drivers chart, an expert
-acknowledges an alert with feedback, the alerts, data health and exports pages, an
+acknowledges an alert with feedback, the alerts, data health, exports and experts pages, an
 acknowledgement link; a screenshot of each page goes to ``artifacts/screenshots``.
 
 One server (waitress, the sample store) and one browser for the whole module.
@@ -221,6 +221,16 @@ def test_admin_sees_the_users_page(site: tuple[str, Settings, str], browser: Any
     assert "$argon2" not in browser.page_source  # never a password hash
     _open(browser, base, "/alerts", "silence-submit")
     _screenshot(browser, "users-page-admin")
+
+
+def test_admin_sees_the_experts_page(site: tuple[str, Settings, str], browser: Any) -> None:
+    base, _, _ = site
+    _login(browser, base, "adam")
+    _open(browser, base, "/experts", "experts-table")
+    page = browser.page_source
+    assert "Ella" in page and "capture:/tmp/" in page and "North" in page
+    assert "deploy-submit" in page and "nav-experts" in page
+    _screenshot(browser, "experts-page")
 
 
 def test_an_acknowledgement_link_without_logging_in(
