@@ -151,14 +151,20 @@ def resolve_allowed(host: str, port: int, *, allow_private_addresses: bool) -> l
     return infos
 
 
-def _guarded_create_connection(
+def guarded_create_connection(
     address: tuple[str, int],
     timeout: float | None = None,
     source_address: tuple[str, int] | None = None,
     *,
     allow_private_addresses: bool,
+    no_delay: bool = False,
 ) -> socket.socket:
-    """``socket.create_connection`` that connects only to the addresses it has checked."""
+    """``socket.create_connection`` that connects only to the addresses it has checked.
+
+    Checked at every connect (not once per URL), so a name that resolves to a private address
+    later is still refused. ``no_delay`` sets TCP_NODELAY (small requests on a kept-alive
+    connection, e.g. webhooks).
+    """
     host, port = address
     last_error: OSError | None = None
     for family, kind, protocol, _, sockaddr in resolve_allowed(
@@ -170,6 +176,8 @@ def _guarded_create_connection(
                 sock.settimeout(timeout)
             if source_address is not None:
                 sock.bind(source_address)
+            if no_delay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.connect(sockaddr)
             return sock
         except OSError as error:
@@ -182,7 +190,7 @@ class _GuardedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, *args: Any, allow_private_addresses: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._create_connection = partial(  # type: ignore[method-assign]
-            _guarded_create_connection, allow_private_addresses=allow_private_addresses
+            guarded_create_connection, allow_private_addresses=allow_private_addresses
         )
 
 
@@ -190,7 +198,7 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, *args: Any, allow_private_addresses: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._create_connection = partial(  # type: ignore[method-assign]
-            _guarded_create_connection, allow_private_addresses=allow_private_addresses
+            guarded_create_connection, allow_private_addresses=allow_private_addresses
         )
 
 
@@ -227,7 +235,7 @@ class _SchemeCheckingRedirectHandler(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener(allow_private_addresses: bool) -> urllib.request.OpenerDirector:
+def guarded_opener(allow_private_addresses: bool) -> urllib.request.OpenerDirector:
     # An empty ProxyHandler: a proxy would be the address connected to, not the checked one.
     return urllib.request.build_opener(
         urllib.request.ProxyHandler({}),
@@ -275,7 +283,8 @@ def downloaded(
     folder = Path(tempfile.mkdtemp(prefix="riskwatch-download-"))
     try:
         try:
-            response = _opener(allow_private_addresses).open(request, timeout=timeout_seconds)
+            opener = guarded_opener(allow_private_addresses)
+            response = opener.open(request, timeout=timeout_seconds)
         except urllib.error.HTTPError as error:
             raise FetchError(
                 f"{shown}: the server answered HTTP {error.code} {error.reason}"

@@ -604,12 +604,13 @@ def ping(settings: Settings, *, timeout_seconds: float = 10.0) -> str:
     The URL obeys the outbound rule (no loopback or private address unless
     ``allow_private_addresses``).
     """
-    from riskwatch.fetch import FetchError, _opener, check_url, redact_url
+    from riskwatch.fetch import FetchError, check_url, guarded_opener, redact_url
 
     url = settings.scheduler.ping_url
     try:
         check_url(url)
-        with _opener(settings.allow_private_addresses).open(url, timeout=timeout_seconds) as r:
+        opener = guarded_opener(settings.allow_private_addresses)
+        with opener.open(url, timeout=timeout_seconds) as r:
             return f"ok (HTTP {r.status})"
     except FetchError as error:
         log.warning("ping %s refused: %s", redact_url(url), error)

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import socket
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from riskwatch.channels.base import (
     TransientError,
 )
 from riskwatch.config import Settings
-from riskwatch.fetch import FetchError, resolve_allowed
+from riskwatch.fetch import FetchError, guarded_create_connection
 from riskwatch.timeutil import iso_utc
 
 SECRET_PREFIX = "whsec_"
@@ -142,34 +141,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _guarded_connect(
-    address: tuple[str, int],
-    timeout: float | None = None,
-    source_address: tuple[str, int] | None = None,
-    *,
-    allow_private_addresses: bool,
-) -> socket.socket:
-    """Connect only to addresses the private-address rule allows (checked at each connect)."""
-    host, port = address
-    last_error: OSError | None = None
-    for family, kind, protocol, _, sockaddr in resolve_allowed(
-        host, port, allow_private_addresses=allow_private_addresses
-    ):
-        sock = socket.socket(family, kind, protocol)
-        try:
-            if timeout is not None:
-                sock.settimeout(timeout)
-            if source_address is not None:
-                sock.bind(source_address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.connect(sockaddr)
-            return sock
-        except OSError as error:
-            last_error = error
-            sock.close()
-    raise last_error or OSError(f"no address to connect to for {host}")
-
-
 class _OneWriteMixin:
     """Send the request line, headers and a bytes body in one write.
 
@@ -219,7 +190,8 @@ class WebhookTransport:
             setattr(  # noqa: B010 - a private hook of http.client, set like riskwatch.fetch
                 connection,
                 "_create_connection",
-                partial(_guarded_connect, allow_private_addresses=self._allow_private),
+                partial(guarded_create_connection, allow_private_addresses=self._allow_private,
+                        no_delay=True),
             )
             self._connections[key] = connection
         return connection
