@@ -7,76 +7,26 @@ Screenshots go to ``artifacts/screenshots``.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from riskwatch.config import load_settings
-from riskwatch.db.engine import make_engine
-from riskwatch.demo_setup import run_demo
-from tests.conftest import skip_or_fail
+from tests.browser import headless_chromium, save_screenshot, served_demo
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 DEMO_AREAS = 200  # admin2 areas of the synthetic demo country
 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo database served by the production server on a free loopback port."""
-    from dashboards.serve import make_server
-    from dashboards.testing import run_in_background
-
-    data_dir = tmp_path_factory.mktemp("map-browser")
-    url = f"sqlite:///{data_dir / 'demo.db'}"
-    settings = load_settings(
-        overrides={"database_url": url, "data_dir": str(data_dir)}, cwd=data_dir
-    )
-    run_demo(settings, make_engine(url), url, console=Console(quiet=True))
-    server = make_server(settings, host="127.0.0.1", port=0)
-    thread = run_in_background(server)
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        server.close()
-        thread.join(timeout=10)
+    with served_demo(tmp_path_factory.mktemp("map-browser")) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        skip_or_fail("headless Chromium not installed (Debian packages chromium, chromium-driver)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--window-size=1400,1100",
-    ):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium(window_size="1400,1100") as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _screenshot(driver, name: str) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
 def _choose(driver, dropdown_id: str, label: str | None) -> str:  # type: ignore[no-untyped-def]
@@ -130,7 +80,7 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
         "const p = window.riskmap.pointOf('XD0806'); return window.riskmap.pixelAt(p.x, p.y);"
     )
     assert colour[3] == 255
-    _screenshot(browser, "map")
+    save_screenshot(browser, "map")
 
     # Another round: new classes arrive, the geometry is not requested again.
     before = browser.execute_script("return window.riskmap.values.classes.slice();")
@@ -150,7 +100,7 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     assert after != before
     assert browser.execute_script("return window.riskmap.geometryRequests;") == 1
     assert browser.execute_script("return window.riskmap.state.period;") == earliest
-    _screenshot(browser, "map-earlier-round")
+    save_screenshot(browser, "map-earlier-round")
 
     # Another dimension: new values again, still the same geometry.
     values_before = browser.execute_script("return window.riskmap.valuesRequests;")
@@ -174,7 +124,7 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     )
     assert zoomed["error"] is None and zoomed["geometry"] == 1
     assert 0 < zoomed["drawn"] < DEMO_AREAS
-    _screenshot(browser, "map-zoomed")
+    save_screenshot(browser, "map-zoomed")
 
     # Clicking an area opens its page.
     point = browser.execute_script("return window.riskmap.pointOf('XD0806');")
@@ -185,7 +135,7 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
     ).click().perform()
     wait.until(ec.url_contains("/area/XD0806"))
     wait.until(ec.text_to_be_present_in_element((By.ID, "page-content"), "XD0806"))
-    _screenshot(browser, "map-area-click")
+    save_screenshot(browser, "map-area-click")
 
     # Back on the map, another admin level: its own geometry, fitted to the view.
     browser.back()
@@ -196,4 +146,4 @@ def test_map_renders_recolours_and_opens_areas(demo_server: str, browser) -> Non
         "return window.riskmap.state.level === 1 && window.riskmap.areaCount === 15"
         " && window.riskmap.drawnAreas === 15;"
     ))  # fmt: skip
-    _screenshot(browser, "map-admin1")
+    save_screenshot(browser, "map-admin1")

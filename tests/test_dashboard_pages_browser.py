@@ -7,40 +7,32 @@ One server (waitress, the sample store) and one browser for the whole module.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from dashboards.testing import populate_sample_database, run_in_background
+from dashboards.testing import populate_sample_database
 from riskwatch import users
 from riskwatch.ack_tokens import make_ack_token
 from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import make_engine, session_scope
 from riskwatch.db.models import Acknowledgement, Alert, Expert
 from riskwatch.timeutil import utcnow
-from tests.conftest import skip_or_fail
+from tests.browser import headless_chromium, require_chromium, save_screenshot, serving
 
 pytestmark = pytest.mark.db
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 PASSWORD = "browser-test-pass"
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings, str]]:
     """The sample store served by waitress on a free loopback port: (base URL, settings, db)."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        skip_or_fail("headless Chromium not installed (Debian packages chromium, chromium-driver)")
-    from dashboards.serve import make_server
-
+    require_chromium()
     folder = tmp_path_factory.mktemp("pages-browser")
     url = populate_sample_database(f"sqlite:///{folder / 'pages.db'}", demo=True)
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -53,45 +45,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settin
         users.create_user(session, "adam", PASSWORD, "admin")
     engine.dispose()
     settings = load_settings(overrides={"database_url": url, "data_dir": str(folder)}, cwd=folder)
-    server = make_server(settings, host="127.0.0.1", port=0)
-    thread = run_in_background(server)
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", settings, url
-    finally:
-        server.close()
-        thread.join(timeout=10)
+    with serving(settings) as base:
+        yield base, settings, url
 
 
 @pytest.fixture(scope="module")
 def browser(site: tuple[str, Settings, str]) -> Iterator[Any]:
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _screenshot(driver: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.execute_script("window.scrollTo(0, 0)")
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
 def _wait(driver: Any) -> Any:
@@ -144,7 +105,7 @@ def test_area_page_shows_the_drivers_chart(site: tuple[str, Settings, str], brow
         )
         == 2
     )
-    _screenshot(browser, "area-page")
+    save_screenshot(browser, "area-page", scroll_top=True)
 
 
 def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str], browser: Any) -> None:
@@ -154,7 +115,7 @@ def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str], browse
     _login(browser, base, "carla")
     _open(browser, base, "/health", "health-sources")
     assert "Test DTM" in browser.page_source and "capture:/tmp/" in browser.page_source
-    _screenshot(browser, "health-page")
+    save_screenshot(browser, "health-page", scroll_top=True)
     _open(browser, base, "/exports", "export-quick-links")
     # The form's callback builds a download link from the choices.
     _wait(browser).until(
@@ -167,10 +128,10 @@ def test_health_exports_and_alerts_pages(site: tuple[str, Settings, str], browse
         for a in browser.find_elements(By.CSS_SELECTOR, "#export-quick-links a")
     ]
     assert base + "/download/scores?format=html" in links
-    _screenshot(browser, "exports-page")
+    save_screenshot(browser, "exports-page", scroll_top=True)
     _open(browser, base, "/alerts", "alerts-list")
     assert "XYZ0101" in browser.page_source  # a coordinator without scope sees every country
-    _screenshot(browser, "alerts-page-coordinator")
+    save_screenshot(browser, "alerts-page-coordinator", scroll_top=True)
     # The users page is for admins: the coordinator gets the refusal page.
     browser.get(base + "/users")
     assert "Your role cannot open /users" in browser.page_source
@@ -203,7 +164,7 @@ def test_an_expert_acknowledges_an_alert_with_feedback(
     browser.find_element(By.ID, "ack-submit").click()
     _wait(browser).until(lambda d: "acknowledged" in d.find_element(By.ID, "ack-result").text)
     assert "False alarm" in browser.find_element(By.ID, "ack-result").text
-    _screenshot(browser, "alerts-page-expert-acknowledged")
+    save_screenshot(browser, "alerts-page-expert-acknowledged", scroll_top=True)
     engine = make_engine(url)
     with Session(engine) as session:
         ack = session.exec(select(Acknowledgement).where(Acknowledgement.via == "dashboard")).one()
@@ -220,7 +181,7 @@ def test_admin_sees_the_users_page(site: tuple[str, Settings, str], browser: Any
     assert "carla" in browser.page_source and "ella" in browser.page_source
     assert "$argon2" not in browser.page_source  # never a password hash
     _open(browser, base, "/alerts", "silence-submit")
-    _screenshot(browser, "users-page-admin")
+    save_screenshot(browser, "users-page-admin", scroll_top=True)
 
 
 def test_admin_sees_the_experts_page(site: tuple[str, Settings, str], browser: Any) -> None:
@@ -230,7 +191,7 @@ def test_admin_sees_the_experts_page(site: tuple[str, Settings, str], browser: A
     page = browser.page_source
     assert "Ella" in page and "capture:/tmp/" in page and "North" in page
     assert "deploy-submit" in page and "nav-experts" in page
-    _screenshot(browser, "experts-page")
+    save_screenshot(browser, "experts-page", scroll_top=True)
 
 
 def test_an_acknowledgement_link_without_logging_in(
@@ -248,7 +209,7 @@ def test_an_acknowledgement_link_without_logging_in(
     browser.get(base + "/logout")
     browser.get(f"{base}/ack/{token}")
     assert "North-East" in browser.page_source
-    _screenshot(browser, "ack-link")
+    save_screenshot(browser, "ack-link", scroll_top=True)
     browser.find_element(By.CSS_SELECTOR, "button[value=useful]").click()
     _wait(browser).until(lambda d: "Recorded: 1 alert(s) acknowledged" in d.page_source)
     browser.get(f"{base}/ack/{token}")

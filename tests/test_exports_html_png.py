@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +22,10 @@ from riskwatch.cli import cli
 from riskwatch.map_png import render_map_png
 from riskwatch.map_style import RISK_CLASS_COLOURS, legend_entries
 from riskwatch.offline_map import external_references
-from tests.conftest import skip_or_fail
+from tests.browser import headless_chromium, save_screenshot
 
 pytestmark = pytest.mark.db
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SENSITIVITY = "Sensitivity: restricted humanitarian data"
 
@@ -139,23 +136,11 @@ def test_render_map_png_without_areas() -> None:
 # --- the offline map in a browser without network ----------------------------------------------
 @pytest.fixture(scope="module")
 def offline_browser() -> Iterator[object]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        skip_or_fail("headless Chromium not installed (Debian packages chromium, chromium-driver)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
     # Every request that is not a file goes to a proxy that is not there: no network at all.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                     "--window-size=1200,900"):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    try:
+    with headless_chromium(
+        "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", window_size="1200,900"
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_offline_map_draws_in_chromium_without_network(
@@ -180,6 +165,4 @@ def test_offline_map_draws_in_chromium_without_network(
     resources = driver.execute_script(
         "return performance.getEntriesByType('resource').map(r => r.name)")
     assert [r for r in resources if not r.startswith(("file:", "data:", "blob:"))] == []
-    artifacts = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(artifacts / "export-offline-html-map.png"))
+    save_screenshot(driver, "export-offline-html-map")
