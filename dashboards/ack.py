@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 
 from flask import Flask, Response, request
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from dashboards.auth import (
     ACK_PREFIX,
@@ -26,9 +26,10 @@ from dashboards.auth import (
     web_context,
 )
 from dashboards.data import AlertSummary, alert_summaries
-from riskwatch.ack_tokens import AckClaim, AckTokenError, verify_ack_token
+from riskwatch.ack_tokens import AckTokenError, verify_ack_token
 from riskwatch.alerts import AlertNotFound, AlertRefused
-from riskwatch.db.models import Acknowledgement, Alert, Expert
+from riskwatch.alerts.queries import acknowledged_alert_ids
+from riskwatch.db.models import Alert, Expert
 from riskwatch.errors import RiskwatchError
 from riskwatch.timeutil import iso_utc
 
@@ -71,18 +72,6 @@ def _refused(message: str) -> Response:
     )
 
 
-def _already_acknowledged(session: Session, claim: AckClaim, alert_ids: list[int]) -> list[int]:
-    """The alerts of the claim this expert (or, without one, anybody) acknowledged already."""
-    done = []
-    for alert_id in alert_ids:
-        query = select(Acknowledgement.id).where(Acknowledgement.alert_id == alert_id)
-        if claim.expert_id is not None:
-            query = query.where(Acknowledgement.expert_id == claim.expert_id)
-        if session.exec(query).first() is not None:
-            done.append(alert_id)
-    return done
-
-
 def _summary_list(summaries: list[AlertSummary]) -> str:
     items = "".join(
         f"<li><strong>{html.escape(s.area_name)}</strong> ({html.escape(s.pcode)}): "
@@ -106,7 +95,7 @@ def ack_view(token: str) -> Response:
             return _refused("the alerts of this link no longer exist")
         summaries = alert_summaries(session, alerts)
         ids = [int(a.id or 0) for a in alerts]
-        done = _already_acknowledged(session, claim, ids)
+        done = acknowledged_alert_ids(session, ids, claim.expert_id)
         expert = session.get(Expert, claim.expert_id) if claim.expert_id is not None else None
         actor = expert.name if expert is not None else "acknowledgement link"
     listing = _summary_list(summaries)

@@ -20,15 +20,15 @@ from typing import Any
 
 from dash import dcc, html
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from dashboards.auth import CurrentUser, in_scope
-from riskwatch.alerts import AlertNotFound, AlertRefused
-from riskwatch.alerts.queries import AlertRow, alert_detail, expert_alert_filter, list_alerts
+from dashboards.auth import CurrentUser
+from riskwatch.alerts import AlertNotFound, AlertRefused, queries
+from riskwatch.alerts.queries import AlertRow, alert_detail
 from riskwatch.config import Settings
-from riskwatch.db.models import Alert, Area, Expert, Silence
+from riskwatch.db.models import Alert, Silence
 from riskwatch.errors import RiskwatchError
-from riskwatch.timeutil import iso_utc, to_utc, utcnow
+from riskwatch.timeutil import iso_utc, to_utc
 
 FEEDBACK_OPTIONS: list[dict[str, str]] = [
     {"label": "Useful", "value": "useful"},
@@ -43,52 +43,21 @@ class Forbidden(Exception):
     """The user may not do this (answered with HTTP 403 by the callbacks)."""
 
 
-# --- who sees what ------------------------------------------------------------------------------
-def team_expert_ids(session: Session, user: CurrentUser) -> list[int]:
-    """The expert behind an expert login and the experts they are focal point for."""
-    if user.expert_id is None:
-        return []
-    followed = session.exec(select(Expert.id).where(Expert.focal_point_id == user.expert_id)).all()
-    return [user.expert_id, *sorted(int(e) for e in followed if e is not None)]
-
-
-def is_focal_point(session: Session, user: CurrentUser) -> bool:
-    """Whether another expert names this login's expert as their focal point."""
-    return len(team_expert_ids(session, user)) > 1
+# --- who sees what (the engine decides: riskwatch.alerts.queries) -----------------------------
+def _who(user: CurrentUser) -> dict[str, Any]:
+    return {"role": user.role, "countries": user.countries, "expert_id": user.expert_id}
 
 
 def may_manage(session: Session, user: CurrentUser) -> bool:
     """Whether the user may create silences and approve alerts in review (admin, focal point)."""
-    return user.role == "admin" or (user.role == "expert" and is_focal_point(session, user))
-
-
-def covered_areas(session: Session, user: CurrentUser) -> set[str] | None:
-    """The pcodes an expert login's alerts come from; None for the other roles (by country)."""
-    if user.role != "expert":
-        return None
-    areas: set[str] = set()
-    for expert_id in team_expert_ids(session, user):
-        areas |= expert_alert_filter(session, expert_id)
-    return areas
+    return queries.may_manage_alerts(session, user.role, user.expert_id)
 
 
 def visible_alerts(
     session: Session, user: CurrentUser, *, state: str | None = None, limit: int = MAX_LISTED
 ) -> list[AlertRow]:
     """The alerts this user may see, newest change first."""
-    rows = list_alerts(session, state=state, countries=list(user.countries or []) or None)
-    areas = covered_areas(session, user)
-    if areas is not None:
-        rows = [row for row in rows if row.pcode in areas]
-    return rows[:limit]
-
-
-def can_see_alert(session: Session, user: CurrentUser, alert: Alert) -> bool:
-    """Whether ``alert`` is one of the user's (same rule as :func:`visible_alerts`)."""
-    if not in_scope(user, alert.country_iso3):
-        return False
-    areas = covered_areas(session, user)
-    return areas is None or alert.area_pcode in areas
+    return queries.visible_alerts(session, state=state, limit=limit, **_who(user))
 
 
 def _visible_alert(session: Session, user: CurrentUser, alert_id: Any) -> Alert:
@@ -96,9 +65,8 @@ def _visible_alert(session: Session, user: CurrentUser, alert_id: Any) -> Alert:
         number = int(alert_id)
     except (TypeError, ValueError):
         raise Forbidden("choose an alert") from None
-    alert = session.get(Alert, number)
-    # An alert outside the user's reach is answered exactly like one that does not exist.
-    if alert is None or not can_see_alert(session, user, alert):
+    alert = queries.visible_alert(session, number, **_who(user))
+    if alert is None:
         raise Forbidden(f"no alert {number} among yours")
     return alert
 
@@ -167,13 +135,7 @@ def silence_as(
         if not may_manage(session, user):
             raise Forbidden("only admins and focal points create silences")
         code = (pcode or "").strip()
-        area = session.get(Area, code) if code else None
-        areas = covered_areas(session, user)
-        if (
-            area is None
-            or not in_scope(user, area.country_iso3)
-            or (areas is not None and code not in areas)
-        ):
+        if not queries.area_in_reach(session, code, **_who(user)):
             return f"Not created: no area {code!r} among yours."
     try:
         ends = parse_until(until)
@@ -240,19 +202,7 @@ def alerts_page_data(
     manage = may_manage(session, user)
     silences: list[Silence] = []
     if manage:
-        moment = to_utc(now) if now is not None else utcnow()
-        allowed = covered_areas(session, user)
-        statement = (
-            select(Silence, Area.country_iso3)
-            .join(Area, col(Area.pcode) == col(Silence.area_pcode))
-            .where(col(Silence.ends_at) > moment)
-            .order_by(col(Silence.ends_at))
-        )
-        silences = [
-            s
-            for s, country in session.exec(statement).all()
-            if in_scope(user, country) and (allowed is None or s.area_pcode in allowed)
-        ]
+        silences = queries.visible_silences(session, now=now, **_who(user))
     return AlertsPageData(
         alerts=rows,
         histories=histories,

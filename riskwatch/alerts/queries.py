@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,9 +20,10 @@ from riskwatch.db.models import (
     Expert,
     Notification,
     NotificationAlert,
+    Silence,
     User,
 )
-from riskwatch.timeutil import utcnow
+from riskwatch.timeutil import to_utc, utcnow
 
 from . import AlertNotFound
 from .explain import episode, since, summary_lines
@@ -163,9 +164,11 @@ def list_alerts(
     state: str | None = None,
     countries: Sequence[str] | None = None,
     expert_id: int | None = None,
+    areas: Collection[str] | None = None,
     limit: int | None = None,
 ) -> list[AlertRow]:
-    """Alerts, newest change first; filtered by state, countries (ISO3), an expert's areas."""
+    """Alerts, newest change first; filtered by state, countries (ISO3), an expert's areas,
+    a set of pcodes (``areas``)."""
     statement = select(Alert)
     if state is not None:
         statement = statement.where(Alert.state == state)
@@ -174,11 +177,156 @@ def list_alerts(
     statement = statement.order_by(col(Alert.updated_at).desc(), col(Alert.id).desc())
     alerts = list(session.exec(statement).all())
     if expert_id is not None:
-        areas = expert_alert_filter(session, expert_id)
+        expert_areas = expert_alert_filter(session, expert_id)
+        alerts = [a for a in alerts if a.area_pcode in expert_areas]
+    if areas is not None:
         alerts = [a for a in alerts if a.area_pcode in areas]
     if limit is not None:
         alerts = alerts[:limit]
     return _rows(session, alerts)
+
+
+# --- who sees which alerts (the dashboard passes the login's role, countries and expert) ---------
+def team_expert_ids(session: Session, expert_id: int | None) -> list[int]:
+    """The expert behind an expert login and the experts they are focal point for."""
+    if expert_id is None:
+        return []
+    followed = session.exec(select(Expert.id).where(Expert.focal_point_id == expert_id)).all()
+    return [expert_id, *sorted(int(e) for e in followed if e is not None)]
+
+
+def is_focal_point(session: Session, expert_id: int | None) -> bool:
+    """Whether another expert names this expert as their focal point."""
+    return len(team_expert_ids(session, expert_id)) > 1
+
+
+def may_manage_alerts(session: Session, role: str, expert_id: int | None) -> bool:
+    """Whether a login may create silences and approve alerts in review (admin, focal point)."""
+    return role == "admin" or (role == "expert" and is_focal_point(session, expert_id))
+
+
+def in_countries(countries: Sequence[str] | None, country_iso3: str | None) -> bool:
+    """Whether a country is within a scope of ISO3 codes (no scope: every country)."""
+    if not countries:
+        return True
+    return country_iso3 is not None and country_iso3.upper() in countries
+
+
+def covered_areas(session: Session, role: str, expert_id: int | None) -> set[str] | None:
+    """The pcodes an expert login's alerts come from (their active deployments and those of
+    the experts they are focal point for); None for the other roles (they go by country)."""
+    if role != "expert":
+        return None
+    areas: set[str] = set()
+    for member in team_expert_ids(session, expert_id):
+        areas |= expert_alert_filter(session, member)
+    return areas
+
+
+def visible_alerts(
+    session: Session,
+    *,
+    role: str,
+    countries: Sequence[str] | None,
+    expert_id: int | None,
+    state: str | None = None,
+    limit: int | None = None,
+) -> list[AlertRow]:
+    """The alerts a login may see, newest change first."""
+    return list_alerts(
+        session,
+        state=state,
+        countries=list(countries or []) or None,
+        areas=covered_areas(session, role, expert_id),
+        limit=limit,
+    )
+
+
+def can_see_alert(
+    session: Session,
+    alert: Alert,
+    *,
+    role: str,
+    countries: Sequence[str] | None,
+    expert_id: int | None,
+) -> bool:
+    """Whether ``alert`` is one of the login's (same rule as :func:`visible_alerts`)."""
+    if not in_countries(countries, alert.country_iso3):
+        return False
+    areas = covered_areas(session, role, expert_id)
+    return areas is None or alert.area_pcode in areas
+
+
+def visible_alert(
+    session: Session,
+    alert_id: int,
+    *,
+    role: str,
+    countries: Sequence[str] | None,
+    expert_id: int | None,
+) -> Alert | None:
+    """The alert if the login may see it; None when it does not exist or is not theirs
+    (answered alike, so an alert outside one's reach cannot be told from a missing one)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None or not can_see_alert(
+        session, alert, role=role, countries=countries, expert_id=expert_id
+    ):
+        return None
+    return alert
+
+
+def area_in_reach(
+    session: Session,
+    pcode: str,
+    *,
+    role: str,
+    countries: Sequence[str] | None,
+    expert_id: int | None,
+) -> bool:
+    """Whether an area is one of the login's (its country in scope, covered for an expert)."""
+    area = session.get(Area, pcode) if pcode else None
+    if area is None or not in_countries(countries, area.country_iso3):
+        return False
+    areas = covered_areas(session, role, expert_id)
+    return areas is None or pcode in areas
+
+
+def visible_silences(
+    session: Session,
+    *,
+    role: str,
+    countries: Sequence[str] | None,
+    expert_id: int | None,
+    now: datetime | None = None,
+) -> list[Silence]:
+    """The silences in force on the login's areas, ending soonest first."""
+    moment = to_utc(now) if now is not None else utcnow()
+    allowed = covered_areas(session, role, expert_id)
+    statement = (
+        select(Silence, Area.country_iso3)
+        .join(Area, col(Area.pcode) == col(Silence.area_pcode))
+        .where(col(Silence.ends_at) > moment)
+        .order_by(col(Silence.ends_at))
+    )
+    return [
+        s
+        for s, country in session.exec(statement).all()
+        if in_countries(countries, country) and (allowed is None or s.area_pcode in allowed)
+    ]
+
+
+def acknowledged_alert_ids(
+    session: Session, alert_ids: Sequence[int], expert_id: int | None = None
+) -> list[int]:
+    """Of ``alert_ids``, those this expert (or, without one, anybody) acknowledged already."""
+    done = []
+    for alert_id in alert_ids:
+        query = select(Acknowledgement.id).where(Acknowledgement.alert_id == alert_id)
+        if expert_id is not None:
+            query = query.where(Acknowledgement.expert_id == expert_id)
+        if session.exec(query).first() is not None:
+            done.append(alert_id)
+    return done
 
 
 def alert_detail(session: Session, alert_id: int) -> AlertDetail:
