@@ -540,3 +540,18 @@ def deployed_expert_ids(session: Session, area_pcode: str, *, on: date) -> list[
             if (starts is None or starts <= on) and (ends is None or on <= ends)
         }
     )
+
+
+def expert_ids_deployed_in(session: Session, countries: Sequence[str]) -> set[int]:
+    """Experts with a deployment (past, current or future) to an area of these countries (ISO3)."""
+    scope = {c.upper() for c in countries}
+    rows = session.exec(
+        select(Deployment.expert_id, Area.country_iso3).join(
+            Area, col(Area.pcode) == col(Deployment.area_pcode)
+        )
+    ).all()
+    return {
+        int(expert_id)
+        for expert_id, country in rows
+        if country is not None and country.upper() in scope
+    }

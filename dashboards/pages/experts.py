@@ -21,7 +21,7 @@ from typing import Any
 
 from dash import dcc, html
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dashboards.auth import PAGE_ROLES, CurrentUser, in_scope
 from dashboards.pages.alerts import Forbidden
@@ -33,6 +33,7 @@ from riskwatch.experts import (
     ExpertView,
     add_deployment,
     end_deployment,
+    expert_ids_deployed_in,
     list_experts,
     reenable_channel,
     remove_expert,
@@ -68,12 +69,7 @@ def _visible_expert_ids(session: Session, user: CurrentUser) -> set[int] | None:
     """For a user with a country scope, the experts deployed there; None: every expert."""
     if not user.countries:
         return None
-    rows = session.exec(
-        select(Deployment.expert_id, Area.country_iso3).join(
-            Area, col(Area.pcode) == col(Deployment.area_pcode)
-        )
-    ).all()
-    return {int(expert_id) for expert_id, country in rows if in_scope(user, country)}
+    return expert_ids_deployed_in(session, user.countries)
 
 
 def experts_page_data(
@@ -344,9 +340,7 @@ def _channel_state(channel: Any) -> str:
 
 def _expert_section(expert: ExpertView) -> html.Section:
     focal = (
-        f"{expert.focal_point_name} (#{expert.focal_point_id})"
-        if expert.focal_point_id
-        else "none"
+        f"{expert.focal_point_name} (#{expert.focal_point_id})" if expert.focal_point_id else "none"
     )
     children: list[Any] = [
         html.H2(f"#{expert.id} {expert.name}" + ("" if expert.active else " (deactivated)")),
@@ -366,8 +360,16 @@ def _expert_section(expert: ExpertView) -> html.Section:
         children.append(
             _table(
                 "Channels",
-                ["channel", "kind", "target (redacted)", "health", "disabled", "failures",
-                 "last success", "last error"],
+                [
+                    "channel",
+                    "kind",
+                    "target (redacted)",
+                    "health",
+                    "disabled",
+                    "failures",
+                    "last success",
+                    "last error",
+                ],
                 [
                     [
                         c.id,
@@ -489,9 +491,7 @@ def experts_page(data: ExpertsPageData) -> list[Any]:
                     "After the target was fixed (e.g. a webhook that answered 410 Gone).",
                     className="muted",
                 ),
-                _dropdown(
-                    "reenable-channel", options["reenable-channel"], "No disabled channel"
-                ),
+                _dropdown("reenable-channel", options["reenable-channel"], "No disabled channel"),
                 html.Button(
                     "Re-enable channel", id=REENABLE_CHANNEL, n_clicks=0, className="button"
                 ),

@@ -19,7 +19,8 @@ from dash import html
 from sqlmodel import Session, col, select
 
 from dashboards.auth import CurrentUser
-from riskwatch.db.models import Area, Channel, Deployment, Expert, IngestBatch, JobRun
+from riskwatch.db.models import Channel, Expert, IngestBatch, JobRun
+from riskwatch.experts import expert_ids_deployed_in
 from riskwatch.jobs import recent_job_runs
 from riskwatch.lease import LeaseView, current_lease, describe_lease
 from riskwatch.source_health import SourceHealth, source_health
@@ -106,12 +107,7 @@ def _channel_rows(session: Session, user: CurrentUser) -> list[ChannelRow]:
     pairs = list(session.exec(statement).all())
     if user.countries:
         # Experts deployed in the user's countries only.
-        deployed = session.exec(
-            select(Deployment.expert_id)
-            .join(Area, col(Area.pcode) == Deployment.area_pcode)
-            .where(col(Area.country_iso3).in_(list(user.countries)))
-        ).all()
-        allowed = {int(e) for e in deployed}
+        allowed = expert_ids_deployed_in(session, user.countries)
         pairs = [(c, n) for c, n in pairs if c.expert_id in allowed]
     return [
         ChannelRow(
