@@ -6,24 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from riskwatch.alerts.evaluate import AlertEvaluation, evaluate_alerts
-from riskwatch.config import Settings, load_settings
-from riskwatch.db.engine import make_engine
+from riskwatch.config import Settings
 from riskwatch.db.models import Alert, Area, Channel, Deployment, Expert, Notification
-from riskwatch.demo_setup import run_demo
 from riskwatch.timeutil import utcnow
+from tests.demo_store import build_demo_store
 
 pytestmark = pytest.mark.db
-
-REPO_CATALOG = Path(__file__).resolve().parents[1] / "indicators"
 
 
 @dataclass
@@ -62,16 +57,7 @@ def demo_alerts(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo-alerts")
-    settings = load_settings(
-        overrides={
-            "database_url": module_database_url,
-            "data_dir": str(data_dir),
-            "indicators_dir": str(REPO_CATALOG),
-        },
-        cwd=data_dir,
-    )
-    engine = make_engine(module_database_url)
-    run_demo(settings, engine, module_database_url, console=Console(quiet=True))
+    settings, engine, _ = build_demo_store(module_database_url, data_dir, score=False)
     # The demo may bring its own experts (demo_experts); these two are this test's own.
     with Session(engine) as session:
         surge = _expert(session, "surge-expert", "XD07")

@@ -11,7 +11,6 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -19,15 +18,13 @@ import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner, Result
-from rich.console import Console
 from sqlmodel import Session, select
 
 from riskwatch import demo
 from riskwatch.cli import cli
-from riskwatch.config import Settings, load_settings
+from riskwatch.config import Settings
 from riskwatch.db.engine import make_engine
 from riskwatch.db.models import Area, AreaScore, Hotspot
-from riskwatch.demo_setup import run_demo
 from riskwatch.hotspot_stage import (
     CONFLICT_VARIABLE,
     hotspot_rows,
@@ -39,8 +36,8 @@ from riskwatch.hotspot_stage import (
 from riskwatch.hotspots import HOT_CLASSES, HOTSPOT_CLASSES, TEMPORAL_CLASSES
 from riskwatch.score_runs import ScoreRunSummary, run_score
 from riskwatch.spatial_weights import clear_weights_cache
+from tests.demo_store import build_demo_store
 
-REPO_CATALOG = Path(__file__).resolve().parents[1] / "indicators"
 SIDE = 8
 PERIODS = [date(2025, 1, 31), date(2025, 4, 30), date(2025, 7, 31)]
 CLUSTER = [f"G{row * SIDE + c:02d}" for row in (3, 4) for c in (3, 4)]
@@ -168,16 +165,9 @@ def demo_run(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoRun]:
     data_dir = tmp_path_factory.mktemp("demo-hotspots")
-    settings = load_settings(
-        overrides={"database_url": module_database_url, "data_dir": str(data_dir),
-                   "indicators_dir": str(REPO_CATALOG)},
-        cwd=data_dir,
-    )
-    engine = make_engine(module_database_url)
-    run_demo(settings, engine, module_database_url, console=Console(quiet=True))
-    summary = run_score(engine, settings)
+    settings, engine, summary = build_demo_store(module_database_url, data_dir)
     engine.dispose()
-    assert summary.run_id is not None
+    assert summary is not None and summary.run_id is not None
     cluster = demo.generate_scenario(data_dir / "scenario-copy").surge_cluster
     yield DemoRun(module_database_url, settings, summary,
                   stored(module_database_url, Hotspot, summary.run_id),

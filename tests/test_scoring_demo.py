@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from rich.console import Console
 from sqlmodel import Session, select
 
 from riskwatch import demo
-from riskwatch.config import load_settings
-from riskwatch.db.engine import make_engine
 from riskwatch.db.models import AreaScore
-from riskwatch.demo_setup import run_demo
-from riskwatch.score_runs import ScoreRunSummary, run_score
+from riskwatch.score_runs import ScoreRunSummary
+from tests.demo_store import build_demo_store
 
 pytestmark = pytest.mark.db
-
-REPO_CATALOG = Path(__file__).resolve().parents[1] / "indicators"
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +22,8 @@ def demo_run(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ScoreRunSummary, pd.DataFrame, tuple[str, ...]]]:
     data_dir = tmp_path_factory.mktemp("demo-scoring")
-    settings = load_settings(
-        overrides={"database_url": module_database_url, "data_dir": str(data_dir),
-                   "indicators_dir": str(REPO_CATALOG)},
-        cwd=data_dir,
-    )
-    engine = make_engine(module_database_url)
-    run_demo(settings, engine, module_database_url, console=Console(quiet=True))
-    summary = run_score(engine, settings)
+    _, engine, summary = build_demo_store(module_database_url, data_dir)
+    assert summary is not None
     with Session(engine) as session:
         rows = session.exec(select(AreaScore).where(AreaScore.run_id == summary.run_id)).all()
         frame = pd.DataFrame([r.model_dump() for r in rows])
