@@ -84,18 +84,8 @@ def test_evaluate_list_show_ack_silence_and_export(store: Store, database_url: s
     assert missing.exit_code == 1 and "no alert 9999" in missing.output
     assert "Traceback" not in missing.output
 
-    ack = invoke(
-        database_url,
-        "alerts",
-        "ack",
-        str(t1),
-        "--feedback",
-        "useful",
-        "--comment",
-        "seen",
-        "--by",
-        "tester",
-    )
+    ack = invoke(database_url, "alerts", "ack", str(t1),
+                 "--feedback", "useful", "--comment", "seen", "--by", "tester")
     assert ack.exit_code == 0, ack.output
     assert "acknowledged by tester" in ack.output
     twice = invoke(database_url, "alerts", "ack", str(t1), "--by", "tester")
@@ -104,69 +94,16 @@ def test_evaluate_list_show_ack_silence_and_export(store: Store, database_url: s
     assert invoke(database_url, "alerts", "ack", "9999", "--by", "x").exit_code == 1
     assert invoke(database_url, "alerts", "ack").exit_code == 2
 
-    silenced = invoke(
-        database_url,
-        "alerts",
-        "silence",
-        "--area",
-        "T1",
-        "--until",
-        "2099-01-01",
-        "--reason",
-        "team on site",
-        "--by",
-        "coord",
-    )
+    def silence(area: str, until: str, *options: str) -> Result:
+        return invoke(database_url, "alerts", "silence", "--area", area, "--until", until, *options)
+
+    silenced = silence("T1", "2099-01-01", "--reason", "team on site", "--by", "coord")
     assert silenced.exit_code == 0, silenced.output
     assert "until 2099-01-01T00:00:00Z by coord" in silenced.output
-    assert (
-        invoke(
-            database_url,
-            "alerts",
-            "silence",
-            "--area",
-            "XX",
-            "--until",
-            "2099-01-01",
-            "--reason",
-            "r",
-        ).exit_code
-        == 1
-    )
-    assert (
-        invoke(database_url, "alerts", "silence", "--area", "T1", "--until", "2099-01-01").exit_code
-        == 2
-    )
-    assert (
-        invoke(
-            database_url,
-            "alerts",
-            "silence",
-            "--area",
-            "T1",
-            "--until",
-            "2099-01-01",
-            "--reason",
-            "r",
-            "--rule",
-            "nope",
-        ).exit_code
-        == 2
-    )
-    assert (
-        invoke(
-            database_url,
-            "alerts",
-            "silence",
-            "--area",
-            "T1",
-            "--until",
-            "yesterday",
-            "--reason",
-            "r",
-        ).exit_code
-        == 2
-    )
+    assert silence("XX", "2099-01-01", "--reason", "r").exit_code == 1
+    assert silence("T1", "2099-01-01").exit_code == 2
+    assert silence("T1", "2099-01-01", "--reason", "r", "--rule", "nope").exit_code == 2
+    assert silence("T1", "yesterday", "--reason", "r").exit_code == 2
     with Session(store.engine) as session:
         assert session.exec(select(func.count()).select_from(Silence)).one() == 1
 
