@@ -22,6 +22,20 @@ SENSITIVE_VARIABLES = frozenset({"ct_cases", "ct_victims", "ct_referrals", "vot_
 SENSITIVE_PATTERN = re.compile(r"^(ct_(cases|victims)(_|$)|vot_)")
 
 
+# Error texts (an SMTP or HTTP error) may carry a webhook's token in a URL or an address.
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+MAX_ERROR_CHARS = 200
+
+
+def redact(text: str | None) -> str:
+    """An error text without URLs (which may carry tokens) or e-mail addresses, shortened."""
+    if not text:
+        return ""
+    cleaned = _EMAIL.sub("[address]", _URL.sub("[url]", text))
+    return cleaned if len(cleaned) <= MAX_ERROR_CHARS else cleaned[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def is_sensitive(variable: str) -> bool:
     """True for variables that count trafficking cases or victims."""
     return variable in SENSITIVE_VARIABLES or bool(SENSITIVE_PATTERN.match(variable))

@@ -365,12 +365,6 @@ def test_health_page(db: Session) -> None:
     assert "health-sources" in text and "Not running" in text and "health-channels" in text
 
 
-def test_redact_hides_urls_and_addresses() -> None:
-    text = health_page.redact("550 to ella@example.org via https://hooks.example/abc?token=s")
-    assert "example" not in text and "token" not in text
-    assert text == "550 to [address] via [url]"
-
-
 # --- exports page and downloads -------------------------------------------------------------------
 def test_export_links_respect_the_scope(db: Session) -> None:
     tess, multi, ella = user(db, "tess"), user(db, "multi"), user(db, "ella")

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from riskwatch.privacy import is_sensitive, sensitivity_label, suppress_small_counts
+from riskwatch.privacy import is_sensitive, redact, sensitivity_label, suppress_small_counts
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,9 @@ def test_the_sensitivity_label() -> None:
     assert protected.startswith(plain)
     assert "below 5 are suppressed" in protected
     assert "below 10 are suppressed" in sensitivity_label(["vot_identified"], 10)
+
+
+def test_redact_hides_urls_and_addresses() -> None:
+    text = redact("550 to ella@example.org via https://hooks.example/abc?token=s")
+    assert "example" not in text and "token" not in text
+    assert text == "550 to [address] via [url]"

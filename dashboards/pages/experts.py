@@ -25,7 +25,6 @@ from sqlmodel import Session
 
 from dashboards.auth import PAGE_ROLES, CurrentUser, in_scope
 from dashboards.pages.alerts import Forbidden
-from dashboards.pages.health import redact
 from riskwatch.config import Settings
 from riskwatch.db.models import Area, Channel, Deployment, Expert
 from riskwatch.errors import RiskwatchError
@@ -38,6 +37,7 @@ from riskwatch.experts import (
     reenable_channel,
     remove_expert,
 )
+from riskwatch.privacy import redact
 from riskwatch.timeutil import iso_utc, to_utc, utcnow
 
 #: The form actions, by the id of the button (or confirmation) that triggers them.

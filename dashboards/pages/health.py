@@ -10,7 +10,6 @@ deployed in those countries.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,20 +22,9 @@ from riskwatch.db.models import Channel, Expert, IngestBatch, JobRun
 from riskwatch.experts import expert_ids_deployed_in
 from riskwatch.jobs import recent_job_runs
 from riskwatch.lease import LeaseView, current_lease, describe_lease
+from riskwatch.privacy import redact
 from riskwatch.source_health import SourceHealth, source_health
 from riskwatch.timeutil import iso_utc, to_utc, utcnow
-
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-MAX_ERROR_CHARS = 200
-
-
-def redact(text: str | None) -> str:
-    """An error text without URLs (which may carry tokens) or e-mail addresses, shortened."""
-    if not text:
-        return ""
-    cleaned = _EMAIL.sub("[address]", _URL.sub("[url]", text))
-    return cleaned if len(cleaned) <= MAX_ERROR_CHARS else cleaned[: MAX_ERROR_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
