@@ -39,6 +39,7 @@ from riskwatch.config import ConfigError, Settings, read_toml
 from riskwatch.db.models import IngestBatch, Source
 from riskwatch.fetch import is_url
 from riskwatch.sources.countries import to_iso3
+from riskwatch.sources.mapping import iso_date
 from riskwatch.timeutil import to_utc, utcnow
 
 #: Every ingest kind (CONTRACTS "Ingest kinds and the variables they produce").
@@ -318,19 +319,6 @@ def _check_query(query: Mapping[str, Any], bad: Any) -> dict[str, Any] | None:
     }
 
 
-def _date(value: object) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def configured_sources(settings: Settings) -> tuple[Path, list[SourceSpec]]:
     """The sources file in use (setting ingest.sources_file, ./config, packaged) and its sources."""
     path = settings.ingest.resolved_sources_file
@@ -413,7 +401,7 @@ def source_states(
 
 
 def _latest_date(values: Iterable[str]) -> dt.date | None:
-    dates = [d for d in (_date(v) for v in values) if d is not None]
+    dates = [d for d in (iso_date(v) for v in values) if d is not None]
     return max(dates, default=None)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from shapely.geometry import box
 
 from riskwatch.sources.mapping import mapping_from_toml
 from riskwatch.sources.point_events import read_point_events
+from tests.sources_helpers import demoland_areas
 
 HEADER = "incident_id,date,lat,lon,type,actor,killed\n"
 # Two 1x1 degree areas on the equator; the sea lies south of latitude 0. One degree of
@@ -58,18 +58,7 @@ variable = "all_incidents"
 
 @pytest.fixture
 def areas() -> gpd.GeoDataFrame:
-    # The country polygon covers both areas: events go to the finest level only.
-    return gpd.GeoDataFrame(
-        {
-            "pcode": ["XDM", "XD01", "XD02"],
-            "name": ["Demoland", "West", "East"],
-            "admin_level": [0, 1, 1],
-            "parent_pcode": [None, "XDM", "XDM"],
-            "country_iso3": ["XDM", "XDM", "XDM"],
-        },
-        geometry=[box(0, 0, 2, 1), box(0, 0, 1, 1), box(1, 0, 2, 1)],
-        crs="EPSG:4326",
-    )
+    return demoland_areas()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import box
 
 from riskwatch.demo import generate_scenario
 from riskwatch.sources.boundaries import read_boundaries
@@ -18,6 +17,7 @@ from riskwatch.sources.mapping import mapping_from_toml
 from riskwatch.sources.report import OBSERVATION_COLUMNS
 from riskwatch.sources.sites import DEMO_SITE_RULES_TOML, read_site_assessments
 from riskwatch.sources.values import OBSERVATION_EXTRA_COLUMNS
+from tests.sources_helpers import demoland_areas
 
 HEADER = "site_id,lat,lon,date,individuals,area_m2,ct,docs\n"
 # Two 1x1 degree areas on the equator (XD01 west, XD02 east) and their country (admin0) around
@@ -65,17 +65,7 @@ weight = "individuals"
 
 @pytest.fixture
 def areas() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "pcode": ["XDM", "XD01", "XD02"],
-            "name": ["Demoland", "West", "East"],
-            "admin_level": [0, 1, 1],
-            "parent_pcode": [None, "XDM", "XDM"],
-            "country_iso3": ["XDM", "XDM", "XDM"],
-        },
-        geometry=[box(0, 0, 2, 1), box(0, 0, 1, 1), box(1, 0, 2, 1)],
-        crs="EPSG:4326",
-    )
+    return demoland_areas()
 
 
 def _file(tmp_path: Path, header: str, rows: list[str]) -> Path:

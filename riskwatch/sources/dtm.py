@@ -149,8 +149,7 @@ def _read_dtm(table: TableRead) -> ReadResult:
             "females": females,
         }
     )[~checks.bad]
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    checks.report(result)
     if rows.empty:
         return result
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -213,6 +214,15 @@ def check_dates(
     return dates
 
 
+class Points(NamedTuple):
+    """The rows' coordinates as checked by :func:`check_coordinates`, for :func:`place_rows`."""
+
+    latitude: np.ndarray
+    longitude: np.ndarray
+    column: str  # the latitude column, named in ``outside_areas`` problems
+    shown: list[str] | None  # "lat, lon" as written, for problems; None keeps them out
+
+
 def check_coordinates(
     data: pd.DataFrame,
     latitude: str,
@@ -220,7 +230,7 @@ def check_coordinates(
     checks: RowChecks,
     *,
     show_values: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Points:
     """Each row's (latitude, longitude) as floats; empty, non-numeric, out-of-range flagged.
 
     ``show_values=False`` keeps the coordinates out of the problems, for points that locate
@@ -246,33 +256,63 @@ def check_coordinates(
             values=shown,
         )
         coordinates.append(values)
-    return coordinates[0], coordinates[1]
+    pairs = None
+    if show_values:
+        pairs = [f"{y}, {x}" for y, x in zip(data[latitude], data[longitude], strict=True)]
+    return Points(coordinates[0], coordinates[1], latitude, pairs)
+
+
+def check_mapped_coordinates(
+    data: pd.DataFrame, options: dict, columns: dict[str, str], checks: RowChecks
+) -> Points:
+    """:func:`check_coordinates` on a mapping's ``latitude_column`` and ``longitude_column``.
+
+    ``columns`` maps the mapping's column names to the data's; the coordinates stay out of the
+    problems (mapped point lists, sites and incidents, may locate people).
+    """
+    return check_coordinates(
+        data,
+        columns[options["latitude_column"]],
+        columns[options["longitude_column"]],
+        checks,
+        show_values=False,
+    )
+
+
+def flag_repeated_events(data: pd.DataFrame, column: str, checks: RowChecks) -> None:
+    """Flag ``duplicate_event`` on each row whose (non-empty) event id an earlier row has."""
+    ids = data[column]
+    checks.flag(
+        (ids.duplicated() & (ids != "")).to_numpy(),
+        rule="duplicate_event",
+        message="event id seen before in the file; the copy is dropped",
+        column=column,
+        values=ids,
+    )
 
 
 def place_rows(
-    latitude: np.ndarray,
-    longitude: np.ndarray,
+    points: Points,
     polygons: gpd.GeoDataFrame,
     checks: RowChecks,
     result: ReadResult,
     *,
     max_offshore_km: float,
-    column: str,
-    shown_values: list[str] | None = None,
     noun: str = "event",
 ) -> np.ndarray:
     """The area position (in ``polygons``) of each row, -1 for rows not placed.
 
     Only the rows that passed every check so far are placed. Rows farther than
-    ``max_offshore_km`` from every area are flagged ``outside_areas`` (with ``shown_values`` as
+    ``max_offshore_km`` from every area are flagged ``outside_areas`` (with ``points.shown`` as
     their value, when given); ``result`` gets a note on rows placed offshore and the counts
     ``meta["offshore_assigned"]`` and ``meta["outside_areas"]``.
     """
+    latitude, longitude = points.latitude, points.longitude
     valid = np.flatnonzero(~checks.bad)
-    points = gpd.GeoDataFrame(
+    valid_points = gpd.GeoDataFrame(
         geometry=gpd.points_from_xy(longitude[valid], latitude[valid]), crs="EPSG:4326"
     )
-    placed, distance_km = assign_points(points, polygons, max_offshore_km=max_offshore_km)
+    placed, distance_km = assign_points(valid_points, polygons, max_offshore_km=max_offshore_km)
     area_of = np.full(len(latitude), -1, dtype=int)
     area_of[valid] = placed
     outside = np.zeros(len(latitude), dtype=bool)
@@ -281,8 +321,8 @@ def place_rows(
         outside,
         rule="outside_areas",
         message=f"the point is farther than {max_offshore_km:g} km from every area",
-        column=column,
-        values=shown_values,
+        column=points.column,
+        values=points.shown,
     )
     offshore = valid[(placed >= 0) & (distance_km > 0)]
     if len(offshore):
@@ -378,7 +418,7 @@ def read_acled_events(
     data = table.data
     checks = RowChecks(table.row_numbers)
     dates = check_dates(data, columns["date"], checks)
-    latitude, longitude = check_coordinates(data, columns["latitude"], columns["longitude"], checks)
+    points = check_coordinates(data, columns["latitude"], columns["longitude"], checks)
     fatalities, errors = parse_number_column(data[columns["fatalities"]])
     checks.flag_errors(
         errors, rule="bad_number", column=columns["fatalities"], values=data[columns["fatalities"]]
@@ -391,31 +431,11 @@ def read_acled_events(
         values=data[columns["fatalities"]],
     )
     if columns["event_id"] is not None:
-        ids = data[columns["event_id"]]
-        checks.flag(
-            (ids.duplicated() & (ids != "")).to_numpy(),
-            rule="duplicate_event",
-            message="event id seen before in the file; the copy is dropped",
-            column=columns["event_id"],
-            values=ids,
-        )
+        flag_repeated_events(data, columns["event_id"], checks)
 
     # Place only the events that passed every other check.
-    area_of = place_rows(
-        latitude,
-        longitude,
-        polygons,
-        checks,
-        result,
-        max_offshore_km=max_offshore_km,
-        column=columns["latitude"],
-        shown_values=[
-            f"{y}, {x}"
-            for y, x in zip(data[columns["latitude"]], data[columns["longitude"]], strict=True)
-        ],
-    )
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    area_of = place_rows(points, polygons, checks, result, max_offshore_km=max_offshore_km)
+    checks.report(result)
 
     good = ~checks.bad
     if not good.any():

@@ -139,8 +139,7 @@ def read_gazetteer(path: str | Path, *, country_iso3: str | None = None) -> Read
     )[keep]
     frame["name"] = [n or None for n in frame["name"]]
     result.frame = area_frame(frame)
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    checks.report(result)
     result.meta.update(
         {
             "countries": sorted(set(result.frame["country_iso3"])),

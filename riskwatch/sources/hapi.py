@@ -94,8 +94,7 @@ def read_hapi_table(path: str | Path, *, sheet: str | int | None = None) -> Read
     base = _areas_and_periods(data, checks, ~checks.bad.copy())
     readers = {"idps": _idps, "conflict_events": _conflict, "food_security": _food}
     long = readers[kind](data, base, checks, result)
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    checks.report(result)
     result.frame = observation_frame(long)
     return result
 

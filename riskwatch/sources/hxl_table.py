@@ -55,23 +55,19 @@ import pandas as pd
 from riskwatch.sources.countries import to_iso3
 from riskwatch.sources.mapping import (
     mapped_column,
-    mapping_problems,
-    parse_mapping_or_error,
+    read_mapped_table,
     resolve_aliases,
 )
 from riskwatch.sources.report import Problem, ReadResult
 from riskwatch.sources.tabular import (
     TableRead,
     find_column,
-    read_table,
-    result_from_table,
     tag_matches,
 )
 from riskwatch.sources.values import (
     RowChecks,
     finish_wide_rows,
     normalise_round,
-    observation_frame,
     parse_date_unambiguous,
     parse_number_column,
 )
@@ -102,14 +98,8 @@ def read_hxl_table(path: str | Path, *, mapping: dict | None = None) -> ReadResu
     negative count, a share outside 0-1, two rows for the same area, period, operation and
     assessment type (every copy). Empty cells are missing values, neither zero nor problems.
     """
-    options, mapping_error = parse_mapping_or_error(mapping or {})
-    table = read_table(path, sheet=options.get("sheet"))
-    result = result_from_table(table, observation_frame(), hxl_row=table.hxl_row)
-    if table.fatal:
-        return result
-    if mapping_error is not None:
-        return _refuse(result, "bad_mapping", mapping_error)
-    result.problems.extend(mapping_problems(options, "hxl"))
+    options, table, result = read_mapped_table(path, mapping or {}, "hxl")
+    result.meta["hxl_row"] = table.hxl_row
     if result.fatal:
         return result
     if table.hxl_row is None:
@@ -467,14 +457,7 @@ def _values(
             values=text,
         )
     if variable.endswith("_share"):
-        checks.flag(
-            (values < 0) | (values > 1),
-            rule="share_out_of_range",
-            message=(
-                f"{variable} must lie between 0 and 1; if the column holds percentages, map "
-                f"it as '{variable}:pct'"
-            ),
-            column=column,
-            values=text,
+        checks.flag_shares(
+            values, variable=variable, column=column, fix=f"map it as '{variable}:pct'", values=text
         )
     return values

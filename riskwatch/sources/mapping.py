@@ -93,7 +93,7 @@ import datetime as dt
 import re
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,15 @@ import numpy as np
 import pandas as pd
 
 from riskwatch.sources.countries import to_iso3
-from riskwatch.sources.report import Problem
-from riskwatch.sources.tabular import TableRead, find_column, tag_matches
+from riskwatch.sources.report import Problem, ReadResult
+from riskwatch.sources.tabular import (
+    TableRead,
+    find_column,
+    read_table,
+    result_from_table,
+    tag_matches,
+)
+from riskwatch.sources.values import observation_frame
 
 #: The site aggregation rules a ``[[rules]]`` entry may name.
 RULES = ("sum", "mean", "share", "ratio")
@@ -383,17 +390,27 @@ def _country(value: object, source: str) -> str:
     return iso3
 
 
-def _period(value: object, source: str) -> dt.date:
+def iso_date(value: object) -> dt.date | None:
+    """A date given as a date (a datetime gives its date) or an ISO text (2024-01-01); else None."""
     if isinstance(value, dt.datetime):
-        raise MappingError(f"{source}: period: must be a date (2024-01-01), not a date and time")
+        return value.date()
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
-            pass
-    raise MappingError(f"{source}: period: {value!r} is not an ISO date such as 2024-01-01")
+            return None
+    return None
+
+
+def _period(value: object, source: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise MappingError(f"{source}: period: must be a date (2024-01-01), not a date and time")
+    period = iso_date(value)
+    if period is None:
+        raise MappingError(f"{source}: period: {value!r} is not an ISO date such as 2024-01-01")
+    return period
 
 
 def _variable(value: object, source: str, key: str, *, pct: bool) -> str:
@@ -570,6 +587,33 @@ def parse_mapping_or_error(mapping: dict[str, Any]) -> tuple[dict[str, Any], str
         return parse_mapping(mapping, source="mapping"), None
     except MappingError as error:
         return {}, str(error)
+
+
+def read_mapped_table(
+    path: str | Path,
+    mapping: dict[str, Any],
+    kind: str,
+    check_options: Callable[[dict[str, Any], ReadResult], None] | None = None,
+) -> tuple[dict[str, Any], TableRead, ReadResult]:
+    """The parsed mapping, the table it reads (its ``sheet``) and the reader's result so far.
+
+    The table is read first, so that its problems count even when the mapping is bad. The
+    result is fatal when the table cannot be read, the mapping is bad (``bad_mapping``) or has
+    keys ``kind`` does not use, or ``check_options`` (the reader's own checks, run on a mapping
+    that parsed) adds a fatal problem; the reader then returns the result as it is.
+    """
+    options, mapping_error = parse_mapping_or_error(mapping)
+    table = read_table(path, sheet=options.get("sheet"))
+    result = result_from_table(table, observation_frame())
+    if table.fatal:
+        return options, table, result
+    if mapping_error is not None:
+        result.problems.append(Problem(rule="bad_mapping", message=mapping_error, fatal=True))
+        return options, table, result
+    result.problems.extend(mapping_problems(options, kind))
+    if check_options is not None:
+        check_options(options, result)
+    return options, table, result
 
 
 def mapped_columns(

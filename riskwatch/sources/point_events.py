@@ -25,8 +25,9 @@ import pandas as pd
 
 from riskwatch.sources.events import (
     area_polygons,
-    check_coordinates,
     check_dates,
+    check_mapped_coordinates,
+    flag_repeated_events,
     month_range,
     monthly_observations,
     place_rows,
@@ -34,12 +35,11 @@ from riskwatch.sources.events import (
 )
 from riskwatch.sources.mapping import (
     mapped_columns,
-    mapping_problems,
-    parse_mapping_or_error,
+    read_mapped_table,
 )
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, read_table, result_from_table
-from riskwatch.sources.values import RowChecks, observation_frame, parse_number_column
+from riskwatch.sources.tabular import TableRead
+from riskwatch.sources.values import RowChecks, parse_number_column
 
 _REQUIRED = ("latitude_column", "longitude_column", "date_column", "counts")
 
@@ -61,17 +61,7 @@ def read_point_events(
     ``max_offshore_km`` from every area. ``fill_zeros`` writes zeros for every area of the
     covered countries and months, as ``read_acled_events`` does.
     """
-    options, mapping_error = parse_mapping_or_error(mapping)
-    table = read_table(path, sheet=options.get("sheet"))
-    result = result_from_table(table, observation_frame())
-    if table.fatal:
-        return result
-    if mapping_error is not None:
-        return _refuse(result, mapping_error)
-    result.problems.extend(mapping_problems(options, "events"))
-    for key in _REQUIRED:
-        if key not in options:
-            _refuse(result, f"the events mapping needs {key} ({', '.join(_REQUIRED)})")
+    options, table, result = read_mapped_table(path, mapping, "events", _check_options)
     if result.fatal:
         return result
 
@@ -82,32 +72,13 @@ def read_point_events(
 
     data = table.data
     checks = RowChecks(table.row_numbers)
-    latitude_column = columns[options["latitude_column"]]
     dates = check_dates(data, columns[options["date_column"]], checks)
-    latitude, longitude = check_coordinates(
-        data, latitude_column, columns[options["longitude_column"]], checks, show_values=False
-    )
+    points = check_mapped_coordinates(data, options, columns, checks)
     sums = _sum_columns(data, options["counts"], columns, checks)
     if "id_column" in options:
-        ids = data[columns[options["id_column"]]]
-        checks.flag(
-            (ids.duplicated() & (ids != "")).to_numpy(),
-            rule="duplicate_event",
-            message="event id seen before in the file; the copy is dropped",
-            column=columns[options["id_column"]],
-            values=ids,
-        )
-    area_of = place_rows(
-        latitude,
-        longitude,
-        polygons,
-        checks,
-        result,
-        max_offshore_km=max_offshore_km,
-        column=latitude_column,
-    )
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+        flag_repeated_events(data, columns[options["id_column"]], checks)
+    area_of = place_rows(points, polygons, checks, result, max_offshore_km=max_offshore_km)
+    checks.report(result)
 
     good = ~checks.bad
     if not good.any():
@@ -136,9 +107,17 @@ def read_point_events(
     return result
 
 
-def _refuse(result: ReadResult, message: str) -> ReadResult:
-    result.problems.append(Problem(rule="bad_mapping", message=message, fatal=True))
-    return result
+def _check_options(options: dict[str, Any], result: ReadResult) -> None:
+    """What an events mapping must say: the point and date columns, and what to count."""
+    for key in _REQUIRED:
+        if key not in options:
+            result.problems.append(
+                Problem(
+                    rule="bad_mapping",
+                    message=f"the events mapping needs {key} ({', '.join(_REQUIRED)})",
+                    fatal=True,
+                )
+            )
 
 
 def _columns(table: TableRead, options: dict[str, Any], result: ReadResult) -> dict[str, str]:

@@ -37,15 +37,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from riskwatch.sources.events import area_polygons, check_coordinates, check_dates, place_rows
+from riskwatch.sources.events import (
+    area_polygons,
+    check_dates,
+    check_mapped_coordinates,
+    place_rows,
+)
 from riskwatch.sources.mapping import (
     mapped_columns,
-    mapping_problems,
-    parse_mapping_or_error,
+    read_mapped_table,
     resolve_aliases,
 )
 from riskwatch.sources.report import Problem, ReadResult
-from riskwatch.sources.tabular import TableRead, read_table, result_from_table
+from riskwatch.sources.tabular import TableRead
 from riskwatch.sources.values import RowChecks, observation_frame, parse_number_column
 
 #: How far outside every polygon (km) a site may lie and still be placed in the nearest area.
@@ -100,15 +104,7 @@ def read_site_assessments(
     not a number, negative where a count or size is expected, or a share outside 0-1, the same
     site id twice on one date (the later copy).
     """
-    options, mapping_error = parse_mapping_or_error(mapping)
-    table = read_table(path, sheet=options.get("sheet"))
-    result = result_from_table(table, observation_frame())
-    if table.fatal:
-        return result
-    if mapping_error is not None:
-        return _refuse(result, "bad_mapping", mapping_error)
-    result.problems.extend(mapping_problems(options, "sites"))
-    _check_options(options, result)
+    options, table, result = read_mapped_table(path, mapping, "sites", _check_options)
     if result.fatal:
         return result
     columns = _columns(table, options, result)
@@ -124,8 +120,7 @@ def read_site_assessments(
     _flag_repeated_sites(data, options, columns, periods, checks)
     inputs = _rule_inputs(data, options["rules"], columns, checks)
     location = _locate(data, options, columns, polygons, checks, result, table)
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    checks.report(result)
 
     sites = pd.DataFrame({**location, "period": pd.Series(periods, dtype=object)})
     sites = pd.concat([sites, inputs], axis=1)[~checks.bad]
@@ -259,14 +254,11 @@ def _rule_inputs(
         elif kind == "mean":
             numerator = number(rule["column"], percent=unit == "pct", non_negative=False)
             if variable.endswith("_share"):
-                checks.flag(
-                    (numerator < 0) | (numerator > 1),
-                    rule="share_out_of_range",
-                    message=(
-                        f"{variable} must lie between 0 and 1; if the column holds "
-                        f"percentages, name the variable '{variable}:pct'"
-                    ),
+                checks.flag_shares(
+                    numerator,
+                    variable=variable,
                     column=columns[rule["column"]],
+                    fix=f"name the variable '{variable}:pct'",
                 )
             divisor = number(rule["weight"]) if rule["weight"] else np.ones(len(data))
             present = np.isfinite(numerator) & np.isfinite(divisor)
@@ -290,23 +282,9 @@ def _locate(
 ) -> dict[str, Any]:
     """Each site's area: pcode, admin level, country (placed last, after every other check)."""
     if polygons is not None:
-        latitude_column = columns[options["latitude_column"]]
-        latitude, longitude = check_coordinates(
-            data,
-            latitude_column,
-            columns[options["longitude_column"]],
-            checks,
-            show_values=False,
-        )
+        points = check_mapped_coordinates(data, options, columns, checks)
         area_of = place_rows(
-            latitude,
-            longitude,
-            polygons,
-            checks,
-            result,
-            max_offshore_km=MAX_OFFSHORE_KM,
-            column=latitude_column,
-            noun="site",
+            points, polygons, checks, result, max_offshore_km=MAX_OFFSHORE_KM, noun="site"
         )
         placed = area_of >= 0
         picked = polygons.iloc[np.where(placed, area_of, 0)]

@@ -238,6 +238,32 @@ class RowChecks:
         mask = np.array([e is not None for e in errors], dtype=bool)
         self.flag(mask, rule=rule, message=errors, column=column, values=values)
 
+    def flag_shares(
+        self,
+        shares: np.ndarray,
+        *,
+        variable: str,
+        column: str,
+        fix: str,
+        values: pd.Series | None = None,
+    ) -> None:
+        """Flag ``share_out_of_range`` on rows whose share lies outside 0-1.
+
+        ``fix`` ends the message: how to declare a column that holds percentages instead.
+        """
+        self.flag(
+            (shares < 0) | (shares > 1),
+            rule="share_out_of_range",
+            message=f"{variable} must lie between 0 and 1; if the column holds percentages, {fix}",
+            column=column,
+            values=values,
+        )
+
+    def report(self, result: ReadResult) -> None:
+        """Hand the row problems and the count of dropped rows to the reader's ``result``."""
+        result.problems.extend(self.problems)
+        result.rows_quarantined = self.quarantined
+
     @property
     def quarantined(self) -> int:
         return int(self.bad.sum())
@@ -321,8 +347,7 @@ def finish_wide_rows(result: ReadResult, parts: list[pd.DataFrame], checks: RowC
     Each part carries the file row's ``position``; a row with one bad cell loses all its values,
     because half a row is easy to misread later.
     """
-    result.problems.extend(checks.problems)
-    result.rows_quarantined = checks.quarantined
+    checks.report(result)
     long = pd.concat(parts, ignore_index=True)
     good = ~checks.bad[long["position"].to_numpy()] & np.isfinite(long["value"].to_numpy())
     result.frame = observation_frame(long[good].drop(columns="position"))
