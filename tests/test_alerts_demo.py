@@ -14,9 +14,10 @@ from sqlmodel import Session, col, select
 
 from riskwatch.alerts.evaluate import AlertEvaluation, evaluate_alerts
 from riskwatch.config import Settings
-from riskwatch.db.models import Alert, Area, Channel, Deployment, Expert, Notification
+from riskwatch.db.models import Alert, Area, Notification
 from riskwatch.timeutil import utcnow
 from tests.demo_store import build_demo_store
+from tests.test_alerts_engine import add_capture_expert
 
 pytestmark = pytest.mark.db
 
@@ -32,24 +33,7 @@ class Demo:
 
 
 def _expert(session: Session, name: str, area: str) -> int:
-    expert = Expert(name=name)
-    session.add(expert)
-    session.flush()
-    assert expert.id is not None
-    for number in range(2):
-        session.add(
-            Channel(
-                expert_id=expert.id,
-                kind="capture",
-                target_encrypted=f"{name}{number}",
-                target_redacted=f"{name}{number}",
-            )
-        )
-    session.add(
-        Deployment(expert_id=expert.id, area_pcode=area, starts_on=date.today() - timedelta(days=1))
-    )
-    session.flush()
-    return expert.id
+    return add_capture_expert(session, name, [area], starts_on=date.today() - timedelta(days=1))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ exactly which scores, hotspots and surges the engine sees.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -98,6 +98,37 @@ def rules(**overrides: Any) -> AlertRules:
     return parse_rules(data, "test")
 
 
+def add_capture_expert(
+    session: Session,
+    name: str,
+    areas: Iterable[str],
+    *,
+    channels: int = 2,
+    focal: int | None = None,
+    language: str = "en",
+    starts_on: date = date(2026, 1, 1),
+) -> int:
+    """An expert with `channels` capture channels, deployed to `areas` from `starts_on`
+    (flushed, not committed)."""
+    expert = Expert(name=name, language=language, focal_point_id=focal)
+    session.add(expert)
+    session.flush()
+    assert expert.id is not None
+    for number in range(channels):
+        session.add(
+            Channel(
+                expert_id=expert.id,
+                kind="capture",
+                target_encrypted=f"{name}-{number}",
+                target_redacted=f"{name}-{number}",
+            )
+        )
+    for pcode in areas:
+        session.add(Deployment(expert_id=expert.id, area_pcode=pcode, starts_on=starts_on))
+    session.flush()
+    return expert.id
+
+
 @dataclass
 class Store:
     engine: Engine
@@ -174,25 +205,20 @@ class Store:
         language: str = "en",
     ) -> int:
         with Session(self.engine) as session:
-            expert = Expert(name=name, language=language, focal_point_id=focal)
-            session.add(expert)
-            session.flush()
-            assert expert.id is not None
-            for number in range(channels):
-                session.add(
-                    Channel(
-                        expert_id=expert.id,
-                        kind="capture",
-                        target_encrypted=f"{name}-{number}",
-                        target_redacted=f"{name}-{number}",
-                    )
-                )
-            for pcode in areas:
-                session.add(
-                    Deployment(expert_id=expert.id, area_pcode=pcode, starts_on=date(2026, 1, 1))
-                )
+            expert_id = add_capture_expert(
+                session, name, areas, channels=channels, focal=focal, language=language
+            )
             session.commit()
-            return expert.id
+            return expert_id
+
+    def silence(
+        self, area: str, ends_in: timedelta, *, author: str = "a", reason: str = "r", **kwargs: Any
+    ) -> Any:
+        """A silence on `area` created at T0, ending `ends_in` later."""
+        return create_silence(
+            self.engine, area_pcode=area, ends_at=T0 + ends_in, author=author, reason=reason,
+            now=T0, **kwargs,
+        )
 
     def evaluate(
         self, now: datetime = T0, alert_rules: AlertRules | None = None, **kwargs: Any
@@ -501,13 +527,8 @@ def test_lower_severity_admin1_alert_does_not_inhibit(store: Store) -> None:
 
 def test_silence_covers_sub_areas_until_it_ends(store: Store) -> None:
     expert = store.expert("north", "T1", channels=1)
-    silence = create_silence(
-        store.engine,
-        area_pcode="T1",
-        ends_at=T0 + timedelta(hours=12),
-        author="coordinator",
-        reason="field team informed",
-        now=T0,
+    silence = store.silence(
+        "T1", timedelta(hours=12), author="coordinator", reason="field team informed"
     )
     store.run({"T101": 5.5, "T102": 5.6}, {"T101": 3.0, "T102": 3.0})
     store.evaluate(now=T0 + timedelta(minutes=5))
@@ -524,36 +545,14 @@ def test_silence_covers_sub_areas_until_it_ends(store: Store) -> None:
         assert audit.object_id == str(silence.id) and audit.actor == "coordinator"
     # A silence for another rule does not apply; an unknown area or a past end is refused.
     with pytest.raises(AlertRefused, match="no area"):
-        create_silence(
-            store.engine,
-            area_pcode="XX",
-            ends_at=T0 + timedelta(days=1),
-            author="a",
-            reason="r",
-            now=T0,
-        )
+        store.silence("XX", timedelta(days=1))
     with pytest.raises(UsageError, match="not in the future"):
-        create_silence(
-            store.engine,
-            area_pcode="T1",
-            ends_at=T0 - timedelta(days=1),
-            author="a",
-            reason="r",
-            now=T0,
-        )
+        store.silence("T1", -timedelta(days=1))
 
 
 def test_rule_specific_silence_leaves_other_rules(store: Store) -> None:
     expert = store.expert("north", "T1", channels=1)
-    create_silence(
-        store.engine,
-        area_pcode="T101",
-        rule="hotspot_new_or_intensifying",
-        ends_at=T0 + timedelta(days=2),
-        author="a",
-        reason="known",
-        now=T0,
-    )
+    store.silence("T101", timedelta(days=2), reason="known", rule="hotspot_new_or_intensifying")
     store.run({"T101": 5.5}, {"T101": 3.0}, hotspots={"T101": ("hot_95", "intensifying")})
     store.evaluate()
     (notification,) = store.notifications(expert)
@@ -838,14 +837,7 @@ def test_idempotency_key_is_a_stable_hash() -> None:
 
 
 def test_silence_rows_are_not_touched_by_evaluation(store: Store) -> None:
-    create_silence(
-        store.engine,
-        area_pcode="TST",
-        ends_at=T0 + timedelta(days=1),
-        author="a",
-        reason="country-wide pause",
-        now=T0,
-    )
+    store.silence("TST", timedelta(days=1), reason="country-wide pause")
     store.expert("north", "T1", channels=1)
     store.run({"T101": 5.5}, {"T101": 3.0})
     store.evaluate()

@@ -16,7 +16,7 @@ from riskwatch.config import Settings, load_settings
 from riskwatch.db.engine import session_scope
 from riskwatch.db.models import Area
 from riskwatch.dispatch import dispatch_due
-from riskwatch.experts import ChannelSpec, add_expert
+from riskwatch.experts import AddedExpert, ChannelSpec, add_expert
 from tests.test_channels_webhook import message
 from tests.test_dispatch import (
     T0,
@@ -136,19 +136,21 @@ def _with_geometry(engine: Engine) -> None:
             session.add(area)
 
 
+def _email_expert(
+    engine: Engine, settings: Settings, name: str, address: str, **options: str
+) -> AddedExpert:
+    """An expert deployed to XD07 with one e-mail channel to `address`."""
+    return add_expert(
+        engine, settings, name, channels=[ChannelSpec("email", address)], areas=["XD07"], **options
+    )
+
+
 def test_dispatch_sends_email_with_the_static_map(database_url: str, sink: SmtpSink) -> None:
     settings = smtp_settings(sink, database_url)
     engine = migrated(settings)
     seed_areas(engine)
     _with_geometry(engine)
-    added = add_expert(
-        engine,
-        settings,
-        "Mail expert",
-        channels=[ChannelSpec("email", "expert@example.org")],
-        language="es",
-        areas=["XD07"],
-    )
+    added = _email_expert(engine, settings, "Mail expert", "expert@example.org", language="es")
     nid = enqueue(
         engine, added.expert_id, added.channel_ids[0], [make_alert(engine)], language="es"
     )
@@ -171,13 +173,7 @@ def test_dispatch_mailbox_gone_disables_the_email_channel(database_url, sink) ->
     settings = smtp_settings(sink, database_url)
     engine = migrated(settings)
     seed_areas(engine)
-    added = add_expert(
-        engine,
-        settings,
-        "Gone",
-        channels=[ChannelSpec("email", "gone@example.org")],
-        areas=["XD07"],
-    )
+    added = _email_expert(engine, settings, "Gone", "gone@example.org")
     sink.refuse.add("gone@example.org")
     nid = enqueue(engine, added.expert_id, added.channel_ids[0], [make_alert(engine)])
     dispatch_due(engine, settings, now=T0)
@@ -185,13 +181,7 @@ def test_dispatch_mailbox_gone_disables_the_email_channel(database_url, sink) ->
     assert channel(engine, added.channel_ids[0]).disabled_at is not None
     # A relay that is down is transient, and does not disable anything.
     sink.refuse.clear()
-    other = add_expert(
-        engine,
-        settings,
-        "Busy",
-        channels=[ChannelSpec("email", "busy@example.org")],
-        areas=["XD07"],
-    )
+    other = _email_expert(engine, settings, "Busy", "busy@example.org")
     sink.busy = 1
     busy = enqueue(engine, other.expert_id, other.channel_ids[0], [make_alert(engine)])
     dispatch_due(engine, settings, now=T0)
