@@ -603,12 +603,17 @@ def _list(store: Store, **kwargs: Any) -> list[Any]:
 
 
 # --- escalation, repeat, acknowledgement ---------------------------------------------------------
-def test_unacknowledged_critical_alert_escalates_once_to_the_focal_point(store: Store) -> None:
+def _critical_alert_with_a_focal_point(store: Store) -> tuple[int, int, Any]:
+    """A focal point, an expert in T1 reporting to it, and the critical alert fired in T1."""
     focal = store.expert("focal", channels=1)
     expert = store.expert("north", "T1", channels=1, focal=focal)
     store.run({"T1": 7.0}, {"T1": 4.0})
     store.evaluate()
-    alert = store.alert("risk_class_rising:T1")
+    return focal, expert, store.alert("risk_class_rising:T1")
+
+
+def test_unacknowledged_critical_alert_escalates_once_to_the_focal_point(store: Store) -> None:
+    focal, expert, alert = _critical_alert_with_a_focal_point(store)
     assert alert.severity == "critical"
     early = escalate_unacknowledged(
         store.engine, store.settings, now=T0 + timedelta(minutes=60), rules=rules()
@@ -631,11 +636,7 @@ def test_unacknowledged_critical_alert_escalates_once_to_the_focal_point(store: 
 
 
 def test_acknowledged_critical_alert_does_not_escalate_or_repeat(store: Store) -> None:
-    focal = store.expert("focal", channels=1)
-    expert = store.expert("north", "T1", channels=1, focal=focal)
-    store.run({"T1": 7.0}, {"T1": 4.0})
-    store.evaluate()
-    alert = store.alert("risk_class_rising:T1")
+    focal, expert, alert = _critical_alert_with_a_focal_point(store)
     ack = acknowledge(
         store.engine,
         alert.id,
