@@ -68,6 +68,14 @@ def source_health(session: Session, now: dt.datetime | None = None) -> list[Sour
     return [_health(source, batches.get(source.id, []), now) for source in sources]
 
 
+def last_batches(session: Session) -> dict[str, IngestBatch]:
+    """Each source's newest ingest batch (any status), by source id."""
+    last: dict[str, IngestBatch] = {}
+    for batch in session.exec(select(IngestBatch).order_by(col(IngestBatch.id))):
+        last[batch.source_id] = batch
+    return last
+
+
 def _health(source: Source, history: list[IngestBatch], now: dt.datetime) -> SourceHealth:
     successes = [b for b in history if b.status in SUCCESSFUL]
     last_success = _latest(

@@ -18,12 +18,12 @@ from dash import html
 from sqlmodel import Session, col, select
 
 from dashboards.auth import CurrentUser
-from riskwatch.db.models import Channel, Expert, IngestBatch, JobRun
+from riskwatch.db.models import Channel, Expert, JobRun
 from riskwatch.experts import expert_ids_deployed_in
 from riskwatch.jobs import recent_job_runs
 from riskwatch.lease import LeaseView, current_lease, describe_lease
 from riskwatch.privacy import redact
-from riskwatch.source_health import SourceHealth, source_health
+from riskwatch.source_health import SourceHealth, last_batches, source_health
 from riskwatch.timeutil import iso_utc, to_utc, utcnow
 
 
@@ -67,9 +67,7 @@ class HealthPageData:
 
 
 def _source_rows(session: Session, now: datetime) -> list[SourceRow]:
-    last: dict[str, IngestBatch] = {}
-    for batch in session.exec(select(IngestBatch).order_by(col(IngestBatch.id))):
-        last[batch.source_id] = batch
+    last = last_batches(session)
     rows = []
     for health in source_health(session, now):
         batch = last.get(health.id)
