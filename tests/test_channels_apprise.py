@@ -14,6 +14,7 @@ from riskwatch.channels.testing import WebhookReceiver
 from riskwatch.config import load_settings
 from riskwatch.dispatch import dispatch_due
 from riskwatch.experts import ChannelSpec, ExpertError, add_expert
+from tests.delivery import loopback, seeded
 from tests.test_channels_webhook import message
 from tests.test_dispatch import (
     T0,
@@ -21,16 +22,13 @@ from tests.test_dispatch import (
     delivery_settings,
     enqueue,
     make_alert,
-    migrated,
     notification,
-    seed_areas,
 )
 
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running
+    yield from loopback(WebhookReceiver())
 
 
 def json_url(receiver: WebhookReceiver) -> str:
@@ -75,8 +73,7 @@ def test_apprise_private_targets_are_refused_unless_allowed(receiver) -> None:
 
 def test_apprise_channel_through_the_dispatcher(database_url, receiver) -> None:
     settings = delivery_settings(database_url)
-    engine = migrated(settings)
-    seed_areas(engine)
+    engine = seeded(settings)
     with pytest.raises(ExpertError):
         add_expert(
             engine,

@@ -17,22 +17,20 @@ from riskwatch.db.engine import session_scope
 from riskwatch.db.models import Area
 from riskwatch.dispatch import dispatch_due
 from riskwatch.experts import AddedExpert, ChannelSpec, add_expert
+from tests.delivery import loopback, seeded
 from tests.test_channels_webhook import message
 from tests.test_dispatch import (
     T0,
     channel,
     enqueue,
     make_alert,
-    migrated,
     notification,
-    seed_areas,
 )
 
 
 @pytest.fixture
 def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
+    yield from loopback(SmtpSink())
 
 
 def smtp_settings(sink: SmtpSink, database_url: str = "", **smtp: object) -> Settings:
@@ -147,8 +145,7 @@ def _email_expert(
 
 def test_dispatch_sends_email_with_the_static_map(database_url: str, sink: SmtpSink) -> None:
     settings = smtp_settings(sink, database_url)
-    engine = migrated(settings)
-    seed_areas(engine)
+    engine = seeded(settings)
     _with_geometry(engine)
     added = _email_expert(engine, settings, "Mail expert", "expert@example.org", language="es")
     nid = enqueue(
@@ -171,8 +168,7 @@ def test_dispatch_sends_email_with_the_static_map(database_url: str, sink: SmtpS
 
 def test_dispatch_mailbox_gone_disables_the_email_channel(database_url, sink) -> None:
     settings = smtp_settings(sink, database_url)
-    engine = migrated(settings)
-    seed_areas(engine)
+    engine = seeded(settings)
     added = _email_expert(engine, settings, "Gone", "gone@example.org")
     sink.refuse.add("gone@example.org")
     nid = enqueue(engine, added.expert_id, added.channel_ids[0], [make_alert(engine)])
