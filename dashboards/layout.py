@@ -107,7 +107,10 @@ def demo_banner(is_demo: bool) -> html.Div | None:
     return html.Div(DEMO_BANNER_TEXT, className="demo-banner", role="note")
 
 
-def _table(caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> html.Table:
+def table(
+    caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], **extra: Any
+) -> html.Table:
+    """A data table: a caption, a header row and one row per item (``extra``: e.g. ``id``)."""
     return html.Table(
         className="data-table",
         children=[
@@ -115,6 +118,7 @@ def _table(caption: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) 
             html.Thead(html.Tr([html.Th(column, scope="col") for column in columns])),
             html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
         ],
+        **extra,
     )
 
 
@@ -168,7 +172,7 @@ def hotspot_section(history: Sequence[HotspotPoint]) -> html.Section:
     if not history:
         body: Any = html.P("No hotspot analysis for this area.", className="muted")
     else:
-        body = _table("Hotspot class of the risk score per period",
+        body = table("Hotspot class of the risk score per period",
                       ["period", "hotspot class", "temporal class", "surge"],
                       [(p.period.isoformat(), p.hotspot_class.replace("_", " "),
                         p.temporal_class.replace("_", " "), "yes" if p.surge else "")
@@ -196,7 +200,7 @@ def lineage_section(lineage: Sequence[LineageRow]) -> html.Section:
     if not lineage:
         body: Any = html.P("No observations for this area.", className="muted")
     else:
-        body = _table("Data freshness and lineage (latest current value per variable)",
+        body = table("Data freshness and lineage (latest current value per variable)",
                       ["variable", "period", "round", "source", "batch", "ingested"],
                       [(row.variable, row.period.isoformat(), row.round or "",
                         row.source_title or row.source_id, f"#{row.batch_id}",

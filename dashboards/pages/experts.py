@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dashboards.auth import PAGE_ROLES, CurrentUser, in_scope
+from dashboards.layout import table
 from dashboards.pages.alerts import Forbidden
 from riskwatch.config import Settings
 from riskwatch.db.models import Area, Channel, Deployment, Expert
@@ -320,18 +321,6 @@ def experts_action(
 
 
 # --- layout -------------------------------------------------------------------------------------
-def _table(caption: str, header: list[str], rows: list[list[Any]], **extra: Any) -> html.Table:
-    return html.Table(
-        className="data-table",
-        children=[
-            html.Caption(caption),
-            html.Thead(html.Tr([html.Th(h, scope="col") for h in header])),
-            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
-        ],
-        **extra,
-    )
-
-
 def _channel_state(channel: Any) -> str:
     if channel.disabled_at is not None:
         return "disabled"
@@ -358,7 +347,7 @@ def _expert_section(expert: ExpertView) -> html.Section:
     ]
     if expert.channels:
         children.append(
-            _table(
+            table(
                 "Channels",
                 [
                     "channel",
@@ -390,7 +379,7 @@ def _expert_section(expert: ExpertView) -> html.Section:
         children.append(html.P("No channel.", className="muted"))
     if expert.deployments:
         children.append(
-            _table(
+            table(
                 "Deployments (each covers the area's sub-areas)",
                 ["deployment", "area", "pcode", "admin level", "from", "to"],
                 [
@@ -416,7 +405,7 @@ def experts_list(data: ExpertsPageData) -> Any:
     """Every visible expert with channels and deployments."""
     if not data.experts:
         return html.P("No experts yet: add them with `riskwatch experts add`.", className="muted")
-    summary = _table(
+    summary = table(
         "Experts",
         ["expert", "name", "language", "focal point", "state", "channels", "deployments"],
         [

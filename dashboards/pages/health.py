@@ -18,6 +18,7 @@ from dash import html
 from sqlmodel import Session, col, select
 
 from dashboards.auth import CurrentUser
+from dashboards.layout import table
 from riskwatch.db.models import Channel, Expert, JobRun
 from riskwatch.experts import expert_ids_deployed_in
 from riskwatch.jobs import recent_job_runs
@@ -126,18 +127,6 @@ def health_page_data(
     )
 
 
-def _table(caption: str, header: list[str], rows: list[list[Any]], table_id: str) -> html.Table:
-    return html.Table(
-        id=table_id,
-        className="data-table",
-        children=[
-            html.Caption(caption),
-            html.Thead(html.Tr([html.Th(h, scope="col") for h in header])),
-            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
-        ],
-    )
-
-
 def health_page(data: HealthPageData) -> list[Any]:
     """The data health page."""
     children: list[Any] = [
@@ -153,7 +142,7 @@ def health_page(data: HealthPageData) -> list[Any]:
         )
     )
     children.append(
-        _table(
+        table(
             "Sources",
             [
                 "source",
@@ -188,7 +177,7 @@ def health_page(data: HealthPageData) -> list[Any]:
                 ]
                 for s in data.sources
             ],
-            "health-sources",
+            id="health-sources",
         )
     )
     lease = data.lease
@@ -212,7 +201,7 @@ def health_page(data: HealthPageData) -> list[Any]:
             )
         )
     children.append(
-        _table(
+        table(
             "Recent job runs",
             ["job", "status", "started", "finished", "counts", "error"],
             [
@@ -226,11 +215,11 @@ def health_page(data: HealthPageData) -> list[Any]:
                 ]
                 for run in data.job_runs
             ],
-            "health-jobs",
+            id="health-jobs",
         )
     )
     children.append(
-        _table(
+        table(
             "Channels",
             [
                 "channel",
@@ -255,7 +244,7 @@ def health_page(data: HealthPageData) -> list[Any]:
                 ]
                 for c in data.channels
             ],
-            "health-channels",
+            id="health-channels",
         )
     )
     return children
