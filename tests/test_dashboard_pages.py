@@ -209,6 +209,22 @@ def test_who_sees_which_alerts(db: Session) -> None:
     assert not alerts_page.may_manage(db, user(db, "ella"))  # not a focal point
 
 
+def test_alert_visibility_is_decided_by_the_engine_from_plain_arguments(db: Session) -> None:
+    from riskwatch.alerts import queries
+
+    ella = user(db, "ella")
+    expert = {"role": "expert", "countries": ella.countries, "expert_id": ella.expert_id}
+    rows = queries.visible_alerts(db, **expert)
+    assert {r.pcode for r in rows} == set(SAMPLE_EXPECTED["expert_alert_pcodes"])
+    assert queries.covered_areas(db, "coordinator", None) is None
+    assert queries.in_countries(None, "XYZ") and not queries.in_countries(("TST",), "XYZ")
+    first = db.get(Alert, rows[0].id)
+    assert first is not None and queries.can_see_alert(db, first, **expert)
+    assert queries.visible_alert(db, 999999, **expert) is None
+    assert not queries.may_manage_alerts(db, "expert", ella.expert_id)
+    assert queries.may_manage_alerts(db, "admin", None)
+
+
 def test_alerts_page_for_each_role(db: Session) -> None:
     _, _, expert = render_page(db, user(db, "ella"), "/alerts")
     text = text_of(expert)
